@@ -1,0 +1,89 @@
+"""What every handler shares: JSON responses and JSON errors.
+
+Owns the error body `{"error": {"code": ..., "message": ...}}` and the mapping
+of failures to statuses: `ApiError` as it says, `StoreUnavailable` as 503, and
+Tornado's own `HTTPError`s (404, 405, ...) by status. No response of this
+service is ever HTML.
+"""
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from tornado.web import HTTPError, RequestHandler
+
+from livecomments import metrics
+from livecomments.comment import encode_json
+from livecomments.errors import ApiError
+from store import StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+class ApiHandler(RequestHandler):
+    """A handler whose every response, errors included, is JSON."""
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+
+    def send_json(self, status: int, body: bytes) -> None:
+        """Finish with `body`, already encoded JSON."""
+        self.set_status(status)
+        self.finish(body)
+
+    def send_error(self, status_code: int = 500, **kwargs: Any) -> None:
+        error = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(error, ApiError):
+            status_code = error.status
+        elif isinstance(error, StoreUnavailable):
+            metrics.STORE_ERRORS.inc()
+            status_code = 503
+        super().send_error(status_code, **kwargs)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        error = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(error, ApiError):
+            code, message = error.code, error.message
+        elif isinstance(error, StoreUnavailable):
+            code, message = "store_unavailable", "the comment store is unavailable; try again"
+        else:
+            code = _CODES.get(status_code, "error")
+            reason = error.reason if isinstance(error, HTTPError) else None
+            message = reason or HTTPStatus(status_code).phrase
+        if status_code == 405:
+            self.set_header("Allow", ", ".join(self._allowed_methods()))
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(encode_json({"error": {"code": code, "message": message}}))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, ApiError):
+            log.info(
+                "%s %s -> %d %s", self.request.method, self.request.uri, value.status, value.code
+            )
+        elif isinstance(value, StoreUnavailable):
+            log.warning("%s %s -> 503: %s", self.request.method, self.request.uri, value)
+        else:
+            super().log_exception(typ, value, tb)
+
+    def _allowed_methods(self) -> list[str]:
+        return [
+            method
+            for method in self.SUPPORTED_METHODS
+            if getattr(type(self), method.lower()) is not getattr(RequestHandler, method.lower())
+        ]
+
+
+class NotFoundHandler(ApiHandler):
+    """Every route the service does not have."""
+
+    def prepare(self) -> None:
+        raise HTTPError(404, reason="no such route")

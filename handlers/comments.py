@@ -1,0 +1,98 @@
+"""`POST /comments/{video_id}` (post a comment) and `GET /comments/{video_id}` (history).
+
+The body is read as a stream so an oversize body is refused with 413 without
+being held in memory. A 201 is sent only after the store committed the
+comment. History pages by `seq`: no cursor gives the newest page, `before=N`
+scrolls back (newest first), `after=N` catches up (oldest first); paging is
+stable while comments are added because `seq` never changes.
+"""
+
+from typing import Any
+
+from tornado.web import stream_request_body
+
+from handlers.base import ApiHandler
+from livecomments import metrics, validation
+from livecomments.comment import Appended, Comment, Draft, encode_json
+from livecomments.errors import ApiError
+from livecomments.ingest import Ingest
+from store import CommentStore
+
+
+@stream_request_body
+class CommentsHandler(ApiHandler):
+    def initialize(self, ingest: Ingest, store: CommentStore, max_body: int) -> None:
+        self._ingest = ingest
+        self._store = store
+        self._max_body = max_body
+        self._body = bytearray()
+        self._body_too_large = False
+
+    def prepare(self) -> None:
+        validation.check_video_id(self.path_args[0])
+        length = self.request.headers.get("Content-Length")
+        declared = int(length) if length is not None and length.isdigit() else 0
+        if self.request.method == "POST" and declared > self._max_body:
+            raise self._too_large()
+
+    def data_received(self, chunk: bytes) -> None:
+        if len(self._body) + len(chunk) > self._max_body:
+            self._body_too_large = True  # keep reading, but keep nothing
+            self._body.clear()
+        elif not self._body_too_large:
+            self._body += chunk
+
+    async def post(self, video_id: str) -> None:
+        if self._body_too_large:
+            raise self._too_large()
+        draft = validation.parse_draft(
+            bytes(self._body), self.request.headers.get("Idempotency-Key")
+        )
+        appended = await self._ingest.post(video_id, draft)
+        _check_replay(draft, appended)
+        if appended.created:
+            metrics.COMMENTS_POSTED.inc()
+        else:
+            self.set_header("Idempotent-Replayed", "true")
+        self.set_header(
+            "Location", f"/comments/{video_id}?after={appended.comment.seq - 1}&limit=1"
+        )
+        self.send_json(201, appended.comment.to_json())
+
+    async def get(self, video_id: str) -> None:
+        before = self._cursor("before", minimum=1)
+        after = self._cursor("after", minimum=0)
+        limit = validation.parse_limit(self.get_query_argument("limit", None))
+        if before is not None and after is not None:
+            raise validation.bad_request("invalid_cursor", "use 'before' or 'after', not both")
+        if after is not None:
+            comments = await self._store.page_after(video_id, after, limit + 1)
+        else:
+            comments = await self._store.page_before(video_id, before, limit + 1)
+        page = comments[:limit]
+        next_cursor = page[-1].seq if len(comments) > limit else None
+        self.send_json(200, encode_json(_page(page, next_cursor)))
+
+    def _cursor(self, name: str, *, minimum: int) -> int | None:
+        value = self.get_query_argument(name, None)
+        return None if value is None else validation.parse_cursor(name, value, minimum=minimum)
+
+    def _too_large(self) -> ApiError:
+        return ApiError(
+            413, "body_too_large", f"request body must be at most {self._max_body} bytes"
+        )
+
+
+def _check_replay(draft: Draft, appended: Appended) -> None:
+    """A reused idempotency key must come with the same comment."""
+    stored = appended.comment
+    if not appended.created and (stored.message, stored.author) != (draft.message, draft.author):
+        raise ApiError(
+            422,
+            "idempotency_key_reused",
+            "this Idempotency-Key was already used for a different comment",
+        )
+
+
+def _page(comments: list[Comment], next_cursor: int | None) -> dict[str, Any]:
+    return {"comments": [c.to_dict() for c in comments], "next_cursor": next_cursor}

@@ -1,0 +1,99 @@
+"""`GET /comments/{video_id}/stream`: live comments as Server-Sent Events.
+
+Resumes from `Last-Event-ID` (sent by a reconnecting EventSource) or
+`?last_id=` with every missed comment exactly once, in order, then stays live.
+Memory per viewer is bounded: Tornado's write buffer is unbounded, so this
+handler counts the bytes it has handed over and not yet seen flushed, and cuts
+a viewer off past `viewer_buffer`; the client reconnects with `Last-Event-ID`
+and catches up from the ring or the store.
+"""
+
+import asyncio
+import logging
+
+from tornado.http1connection import HTTP1Connection
+
+from handlers.base import ApiHandler
+from livecomments import metrics, sse, validation
+from livecomments.hub import Hub
+from store import StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class StreamHandler(ApiHandler):
+    def initialize(self, hub: Hub, viewer_buffer: int) -> None:
+        self._hub = hub
+        self._viewer_buffer = viewer_buffer
+        self._unsent = 0
+        self._last_flush: asyncio.Future[None] | None = None
+        self._done = asyncio.get_running_loop().create_future()
+
+    def set_default_headers(self) -> None:
+        super().set_default_headers()
+        self.set_header("Cache-Control", "no-cache")
+
+    async def get(self, video_id: str) -> None:
+        validation.check_video_id(video_id)
+        cursor = self._resume_cursor()
+        channel = await self._hub.join(video_id)
+        metrics.STREAMS_OPEN.inc()
+        try:
+            self.set_header("Content-Type", "text/event-stream; charset=utf-8")
+            self.set_header("X-Accel-Buffering", "no")
+            self.send(sse.OPENING)
+            await self._hub.attach(channel, self, cursor, self._drain)
+            await self._done
+        except StoreUnavailable as exc:  # mid catch-up: end the stream, the client resumes
+            log.warning("ended a stream of %s: %s", video_id, exc)
+        finally:
+            channel.remove_viewer(self)
+            self._hub.leave(channel)
+            metrics.STREAMS_OPEN.dec()
+
+    def _resume_cursor(self) -> int | None:
+        header = self.request.headers.get("Last-Event-ID")
+        if header is not None:
+            return validation.parse_cursor("Last-Event-ID", header)
+        query = self.get_query_argument("last_id", None)
+        return None if query is None else validation.parse_cursor("last_id", query)
+
+    def send(self, data: bytes) -> None:
+        """Queue `data` for this viewer, or cut the viewer off if it is too far behind."""
+        if self._done.done():
+            return
+        if self._unsent + len(data) > self._viewer_buffer:
+            metrics.VIEWERS_CUT_OFF.inc()
+            log.info("cut off a slow viewer of %s", self.request.uri)
+            self._close_connection()
+            self._finish_stream()
+            return
+        self._unsent += len(data)
+        self.write(data)
+        flushed = self.flush()
+        flushed.add_done_callback(lambda future: self._flushed(future, len(data)))
+        self._last_flush = flushed
+
+    def _close_connection(self) -> None:
+        connection = self.request.connection
+        if isinstance(connection, HTTP1Connection):
+            connection.close()
+
+    def end(self) -> None:
+        self._finish_stream()
+
+    def on_connection_close(self) -> None:
+        self._finish_stream()
+
+    async def _drain(self) -> None:
+        if self._last_flush is not None:
+            await asyncio.wait({self._last_flush, self._done}, return_when=asyncio.FIRST_COMPLETED)
+
+    def _flushed(self, future: "asyncio.Future[None]", size: int) -> None:
+        self._unsent -= size
+        if not future.cancelled() and future.exception() is not None:
+            self._finish_stream()
+
+    def _finish_stream(self) -> None:
+        if not self._done.done():
+            self._done.set_result(None)

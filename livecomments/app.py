@@ -1,0 +1,51 @@
+"""The Tornado application: routes and the dependencies each handler gets.
+
+Owns the URL map of the HTTP API (v1). Handlers receive what they need through
+their route's dict; nothing is global.
+"""
+
+from pathlib import Path
+
+from tornado.web import Application
+
+from bus import Bus
+from handlers.base import NotFoundHandler
+from handlers.comments import CommentsHandler
+from handlers.demo import DemoFileHandler
+from handlers.health import HealthHandler, MetricsHandler, ReadyHandler
+from handlers.poll import LongPollHandler
+from handlers.stream import StreamHandler
+from livecomments.config import Config
+from livecomments.hub import Hub
+from livecomments.ingest import Ingest
+from store import CommentStore
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+VIDEO = r"/comments/([^/]+)"
+
+
+def make_app(
+    config: Config, store: CommentStore, bus: Bus, hub: Hub, ingest: Ingest
+) -> Application:
+    static = {"path": str(STATIC_DIR), "default_filename": "index.html"}
+    return Application(
+        [
+            (r"/()", DemoFileHandler, static),
+            (r"/static/(.+)", DemoFileHandler, static),
+            (r"/healthz", HealthHandler),
+            (r"/readyz", ReadyHandler, {"store": store, "bus": bus}),
+            (r"/metrics", MetricsHandler),
+            (
+                VIDEO,
+                CommentsHandler,
+                {"ingest": ingest, "store": store, "max_body": config.max_body},
+            ),
+            (
+                VIDEO + r"/stream",
+                StreamHandler,
+                {"hub": hub, "viewer_buffer": config.viewer_buffer},
+            ),
+            (VIDEO + r"/poll", LongPollHandler, {"hub": hub}),
+        ],
+        default_handler_class=NotFoundHandler,
+    )

@@ -1,0 +1,150 @@
+"""Per-video fan-out inside one process: ordering, holes, the recent ring, live viewers.
+
+A `Channel` takes a video's committed comments from wherever they come (the
+local post path, the bus, the store), in any order and with repeats, and hands
+each one exactly once, in `seq` order, to every live viewer and waiting
+long-poll of this process. A comment is encoded once (`Entry`) and a batch is
+one write per viewer. A comment ahead of the next expected `seq` is held and
+the channel reports the hole; it never does I/O itself: the `Hub` fills holes
+from the store and feeds the result back through `offer`.
+
+Invariant: a live viewer has been sent exactly the comments up to `last_seq`,
+so every batch goes to every live viewer whole.
+"""
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from itertools import islice
+from typing import Protocol
+
+from livecomments import sse
+from livecomments.comment import Comment
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One comment encoded once: its JSON and its SSE frame."""
+
+    seq: int
+    json: bytes
+    frame: bytes
+
+    @classmethod
+    def of(cls, comment: Comment) -> "Entry":
+        data = comment.to_json()
+        return cls(comment.seq, data, sse.comment_frame(comment.seq, data))
+
+
+class Viewer(Protocol):
+    """A live connection that takes bytes; it must never block or raise."""
+
+    def send(self, data: bytes) -> None: ...
+
+    def end(self) -> None:
+        """Finish the stream so the client reconnects (used at shutdown)."""
+
+
+class Channel:
+    """One video's comments in this process, delivered in order, once each."""
+
+    def __init__(self, video_id: str, ring_size: int, on_hole: Callable[["Channel"], None]) -> None:
+        self.video_id = video_id
+        self.last_seq = 0
+        self.started = False
+        self.interest = 0
+        self.last_delivery = time.monotonic()
+        self.ring: deque[Entry] = deque(maxlen=ring_size)
+        self._held_limit = ring_size
+        self._held: dict[int, Comment] = {}
+        self._viewers: set[Viewer] = set()
+        self._waiters: set[asyncio.Future[None]] = set()
+        self._on_hole = on_hole
+
+    @property
+    def viewer_count(self) -> int:
+        return len(self._viewers)
+
+    def start(self, last_seq: int) -> None:
+        """Begin delivering after `last_seq`, the store's newest when the channel opened."""
+        self.last_seq = last_seq
+        self.started = True
+        self._held = {seq: c for seq, c in self._held.items() if seq > last_seq}
+        self._release()
+
+    def offer(self, comments: Iterable[Comment]) -> None:
+        """Take committed comments in any order; deliver what is now contiguous."""
+        overflow = False
+        for comment in comments:
+            if comment.seq <= self.last_seq:
+                continue
+            if self._has_room_for(comment.seq):
+                self._held[comment.seq] = comment
+            else:
+                overflow = True
+        if self.started:
+            self._release(overflow)
+
+    def entries_after(self, cursor: int, limit: int) -> list[Entry] | None:
+        """Delivered entries just above `cursor` from the ring; None if the ring lacks them."""
+        if cursor >= self.last_seq:
+            return []
+        if not self.ring or self.ring[0].seq > cursor + 1:
+            return None
+        start = cursor + 1 - self.ring[0].seq
+        return list(islice(self.ring, start, start + limit))
+
+    def add_viewer(self, viewer: Viewer) -> None:
+        """Make `viewer` live; it must already have every comment up to `last_seq`."""
+        self._viewers.add(viewer)
+
+    def remove_viewer(self, viewer: Viewer) -> None:
+        self._viewers.discard(viewer)
+
+    def next_delivery(self) -> "asyncio.Future[None]":
+        """A future resolved at the next delivery (or at shutdown)."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.add(waiter)
+        waiter.add_done_callback(self._waiters.discard)
+        return waiter
+
+    def heartbeat(self) -> None:
+        for viewer in list(self._viewers):
+            viewer.send(sse.HEARTBEAT)
+
+    def end(self) -> None:
+        """Finish every live stream and wake every waiting long-poll."""
+        for viewer in list(self._viewers):
+            viewer.end()
+        self._viewers.clear()
+        self._wake_waiters()
+
+    def _has_room_for(self, seq: int) -> bool:
+        """Hold at most `ring_size` comments, the nearest ones; the store has the rest."""
+        if self.started:
+            return seq <= self.last_seq + self._held_limit
+        return len(self._held) < self._held_limit
+
+    def _release(self, overflow: bool = False) -> None:
+        entries: list[Entry] = []
+        while (comment := self._held.pop(self.last_seq + 1, None)) is not None:
+            entries.append(Entry.of(comment))
+            self.last_seq = comment.seq
+        if entries:
+            self.ring.extend(entries)
+            self.last_delivery = time.monotonic()
+            self._fan_out(b"".join(entry.frame for entry in entries))
+        if self._held or overflow:
+            self._on_hole(self)
+
+    def _fan_out(self, data: bytes) -> None:
+        for viewer in list(self._viewers):
+            viewer.send(data)
+        self._wake_waiters()
+
+    def _wake_waiters(self) -> None:
+        for waiter in list(self._waiters):
+            if not waiter.done():
+                waiter.set_result(None)

@@ -1,0 +1,52 @@
+"""Start-up configuration: command-line flags, each with an environment variable.
+
+Owns the option names, their defaults and their environment variables
+(`--port` is `LIVECOMMENTS_PORT`, `--store` is `LIVECOMMENTS_STORE`, ...).
+A flag wins over its variable, which wins over the default.
+"""
+
+import argparse
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    host: str = "127.0.0.1"
+    port: int = 8888
+    store: str = "sqlite:///livecomments.db"
+    bus: str = "memory://"
+    heartbeat: float = 15.0
+    viewer_buffer: int = 1024 * 1024
+    ring_size: int = 1024
+    max_body: int = 16 * 1024
+    log_level: str = "INFO"
+
+
+_HELP = {
+    "host": "address to listen on",
+    "port": "port to listen on (0 picks a free one; the log says which)",
+    "store": "comment store URL, e.g. sqlite:///livecomments.db",
+    "bus": "bus URL between instances, e.g. memory://",
+    "heartbeat": "seconds between SSE heartbeat lines",
+    "viewer_buffer": "unsent bytes after which a slow viewer is cut off",
+    "ring_size": "recent comments kept in memory per active video",
+    "max_body": "largest accepted POST body in bytes (larger gets 413)",
+    "log_level": "DEBUG, INFO, WARNING or ERROR",
+}
+
+
+def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
+    """Build the `Config` from flags and `LIVECOMMENTS_*` environment variables."""
+    parser = argparse.ArgumentParser(prog="server.py", description="Run the livecomments service.")
+    for field in fields(Config):
+        kind = field.type if isinstance(field.type, type) else str
+        env_name = "LIVECOMMENTS_" + field.name.upper()
+        parser.add_argument(
+            "--" + field.name.replace("_", "-"),
+            dest=field.name,
+            type=kind,
+            default=environ.get(env_name, field.default),  # argparse converts strings
+            help=f"{_HELP[field.name]} (env {env_name}, default {field.default})",
+        )
+    return Config(**vars(parser.parse_args(argv)))

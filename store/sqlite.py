@@ -1,0 +1,198 @@
+"""The embedded store: comments in one SQLite file, safe for several processes.
+
+Owns the SQLite schema and every SQL statement. SQLite calls block, so they run
+on two private threads, one per connection: a writer and a reader (WAL mode
+lets reads go on while a write commits).
+
+Sequencing: `append` takes SQLite's write lock (`BEGIN IMMEDIATE`), reads
+`max(seq)` and inserts the batch as the next numbers. The write lock already
+orders all writers, also those in other processes, so no retry loop is needed;
+the `(video_id, seq)` primary key still refuses any duplicate. See
+docs/DESIGN.md for why this differs from the optimistic insert of the MongoDB
+store. Durability: `synchronous=FULL`, so a commit survives power loss.
+"""
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+from livecomments.comment import Appended, Comment, Draft, utc_timestamp
+from store.base import StoreUnavailable
+
+T = TypeVar("T")
+BUSY_TIMEOUT_SECONDS = 5.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS comments (
+    video_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    author TEXT NOT NULL,
+    message TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    idempotency_key TEXT,
+    PRIMARY KEY (video_id, seq)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS comments_idempotency
+    ON comments (video_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
+"""
+_COLUMNS = "video_id, seq, author, message, created_at"
+
+
+class SQLiteStore:
+    """`CommentStore` over one SQLite database file."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._writer = _ConnectionThread(path, "livecomments-sqlite-writer")
+        self._reader = _ConnectionThread(path, "livecomments-sqlite-reader")
+
+    @classmethod
+    def from_url(cls, url: str) -> "SQLiteStore":
+        path = urlsplit(url).path[1:]
+        if not path or path == ":memory:":
+            raise ValueError(f"{url!r} needs a file path, e.g. sqlite:///livecomments.db")
+        return cls(path)
+
+    async def open(self) -> None:
+        await self._writer.open(_prepare_schema)
+        await self._reader.open(_prepare_reader)
+
+    async def close(self) -> None:
+        await self._reader.close()
+        await self._writer.close()
+
+    async def ping(self) -> None:
+        await self._reader.run(lambda db: db.execute("SELECT 1").fetchone())
+
+    async def append(self, video_id: str, drafts: Sequence[Draft]) -> list[Appended]:
+        return await self._writer.run(lambda db: _append(db, video_id, drafts))
+
+    async def last_seq(self, video_id: str) -> int:
+        return await self._reader.run(lambda db: _last_seq(db, video_id))
+
+    async def page_before(self, video_id: str, before: int | None, limit: int) -> list[Comment]:
+        bound = before if before is not None else 2**63 - 1
+        sql = (
+            f"SELECT {_COLUMNS} FROM comments WHERE video_id = ? AND seq < ? "
+            "ORDER BY seq DESC LIMIT ?"
+        )
+        return await self._reader.run(lambda db: _comments(db, sql, (video_id, bound, limit)))
+
+    async def page_after(self, video_id: str, after: int, limit: int) -> list[Comment]:
+        sql = (
+            f"SELECT {_COLUMNS} FROM comments WHERE video_id = ? AND seq > ? "
+            "ORDER BY seq ASC LIMIT ?"
+        )
+        return await self._reader.run(lambda db: _comments(db, sql, (video_id, after, limit)))
+
+
+class _ConnectionThread:
+    """One SQLite connection, used only from its own thread."""
+
+    def __init__(self, path: str, name: str) -> None:
+        self._path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._db: sqlite3.Connection | None = None
+
+    async def open(self, prepare: Callable[[sqlite3.Connection], None]) -> None:
+        def connect() -> None:
+            db = sqlite3.connect(self._path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+            prepare(db)
+            self._db = db
+
+        await self._call(connect)
+
+    async def close(self) -> None:
+        def disconnect() -> None:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+        await self._call(disconnect)
+        self._executor.shutdown(wait=True)
+
+    async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        def call() -> T:
+            if self._db is None:
+                raise StoreUnavailable("the SQLite store is not open")
+            return work(self._db)
+
+        return await self._call(call)
+
+    async def _call(self, work: Callable[[], T]) -> T:
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, work)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"SQLite: {exc}") from exc
+        except RuntimeError as exc:  # the executor was shut down
+            raise StoreUnavailable("the SQLite store is closed") from exc
+
+
+def _prepare_schema(db: sqlite3.Connection) -> None:
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.executescript(_SCHEMA)
+
+
+def _prepare_reader(db: sqlite3.Connection) -> None:
+    db.execute("PRAGMA query_only=ON")
+
+
+def _append(db: sqlite3.Connection, video_id: str, drafts: Sequence[Draft]) -> list[Appended]:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        stored = _by_idempotency_key(db, video_id, drafts)
+        seq = _last_seq(db, video_id)
+        created_at = utc_timestamp()
+        results: list[Appended] = []
+        rows: list[tuple[str, int, str, str, str, str | None]] = []
+        for draft in drafts:
+            replay = stored.get(draft.idempotency_key) if draft.idempotency_key else None
+            if replay is not None:
+                results.append(Appended(replay, created=False))
+                continue
+            seq += 1
+            comment = Comment(video_id, seq, draft.author, draft.message, created_at)
+            if draft.idempotency_key:
+                stored[draft.idempotency_key] = comment
+            rows.append(
+                (video_id, seq, draft.author, draft.message, created_at, draft.idempotency_key)
+            )
+            results.append(Appended(comment, created=True))
+        db.executemany(
+            "INSERT INTO comments (video_id, seq, author, message, created_at, idempotency_key) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return results
+
+
+def _by_idempotency_key(
+    db: sqlite3.Connection, video_id: str, drafts: Sequence[Draft]
+) -> dict[str, Comment]:
+    keys = sorted({d.idempotency_key for d in drafts if d.idempotency_key})
+    if not keys:
+        return {}
+    marks = ",".join("?" * len(keys))
+    rows = db.execute(
+        f"SELECT {_COLUMNS}, idempotency_key FROM comments "
+        f"WHERE video_id = ? AND idempotency_key IN ({marks})",
+        (video_id, *keys),
+    ).fetchall()
+    return {row[5]: Comment(*row[:5]) for row in rows}
+
+
+def _last_seq(db: sqlite3.Connection, video_id: str) -> int:
+    row = db.execute("SELECT max(seq) FROM comments WHERE video_id = ?", (video_id,)).fetchone()
+    return int(row[0] or 0)
+
+
+def _comments(db: sqlite3.Connection, sql: str, args: tuple[object, ...]) -> list[Comment]:
+    return [Comment(*row) for row in db.execute(sql, args)]
