@@ -5,11 +5,13 @@ Resumes from `Last-Event-ID` (sent by a reconnecting EventSource) or
 Memory per viewer is bounded: Tornado's write buffer is unbounded, so this
 handler counts the bytes it has handed over and not yet seen flushed, and cuts
 a viewer off past `viewer_buffer`; the client reconnects with `Last-Event-ID`
-and catches up from the ring or the store.
+and catches up from the ring or the store. The socket's kernel send buffer is
+capped as well, so the whole cost of a stalled viewer is bounded.
 """
 
 import asyncio
 import logging
+import socket
 
 from tornado.http1connection import HTTP1Connection
 
@@ -19,6 +21,9 @@ from livecomments.hub import Hub
 from store import StoreUnavailable
 
 log = logging.getLogger(__name__)
+
+# Bytes the kernel may hold for one stream (Linux doubles it); autotuning would allow megabytes.
+KERNEL_SEND_BUFFER = 128 * 1024
 
 
 class StreamHandler(ApiHandler):
@@ -39,6 +44,7 @@ class StreamHandler(ApiHandler):
         channel = await self._hub.join(video_id)
         metrics.STREAMS_OPEN.inc()
         try:
+            self._limit_kernel_buffer()
             self.set_header("Content-Type", "text/event-stream; charset=utf-8")
             self.set_header("X-Accel-Buffering", "no")
             self.send(sse.OPENING)
@@ -74,6 +80,14 @@ class StreamHandler(ApiHandler):
         flushed.add_done_callback(lambda future: self._flushed(future, len(data)))
         self._last_flush = flushed
 
+    def _limit_kernel_buffer(self) -> None:
+        """Cap the socket's send buffer too, so the kernel cannot hold megabytes per viewer."""
+        connection = self.request.connection
+        if isinstance(connection, HTTP1Connection) and connection.stream.socket is not None:
+            connection.stream.socket.setsockopt(
+                socket.SOL_SOCKET, socket.SO_SNDBUF, KERNEL_SEND_BUFFER
+            )
+
     def _close_connection(self) -> None:
         connection = self.request.connection
         if isinstance(connection, HTTP1Connection):
@@ -85,9 +99,10 @@ class StreamHandler(ApiHandler):
     def on_connection_close(self) -> None:
         self._finish_stream()
 
-    async def _drain(self) -> None:
+    async def _drain(self) -> bool:
         if self._last_flush is not None:
             await asyncio.wait({self._last_flush, self._done}, return_when=asyncio.FIRST_COMPLETED)
+        return not self._done.done()
 
     def _flushed(self, future: "asyncio.Future[None]", size: int) -> None:
         self._unsent -= size

@@ -25,6 +25,7 @@ from store import CommentStore
 log = logging.getLogger(__name__)
 
 FILL_PAGE = 500
+CATCH_UP_CHUNK_BYTES = 32 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,19 +123,22 @@ class Hub:
         channel: Channel,
         viewer: Viewer,
         cursor: int | None,
-        drain: Callable[[], Awaitable[None]],
+        drain: Callable[[], Awaitable[bool]],
     ) -> None:
         """Send `viewer` every comment after `cursor` (None: from now on), then make it live.
 
-        `drain` waits until the viewer's connection has taken what was sent, so a
-        long catch-up goes at the client's pace instead of piling up in memory.
+        `drain` waits until the viewer's connection has taken what was sent (False:
+        the viewer is gone), so a long catch-up goes at the client's pace instead
+        of piling up in memory.
         """
         position = channel.last_seq if cursor is None else await self.settle_cursor(channel, cursor)
         while position < channel.last_seq:
             entries = await self.read_after(channel, position, FILL_PAGE)
-            viewer.send(b"".join(entry.frame for entry in entries))
+            for chunk in _chunks(entries, CATCH_UP_CHUNK_BYTES):
+                viewer.send(chunk)
+                if not await drain():
+                    return
             position = entries[-1].seq
-            await drain()
         channel.add_viewer(viewer)
 
     async def settle_cursor(self, channel: Channel, cursor: int) -> int:
@@ -254,3 +258,19 @@ class Hub:
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _chunks(entries: Sequence[Entry], size: int) -> list[bytes]:
+    """The entries' frames joined into writes of about `size` bytes each."""
+    chunks: list[bytes] = []
+    pending: list[bytes] = []
+    pending_bytes = 0
+    for entry in entries:
+        pending.append(entry.frame)
+        pending_bytes += len(entry.frame)
+        if pending_bytes >= size:
+            chunks.append(b"".join(pending))
+            pending, pending_bytes = [], 0
+    if pending:
+        chunks.append(b"".join(pending))
+    return chunks

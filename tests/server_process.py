@@ -1,0 +1,113 @@
+"""A real livecomments server in a child process, on a free loopback port.
+
+    with ServerProcess(store_url) as server:
+        httpx.get(server.url + "/healthz")
+
+The server is started exactly as a user starts it (`python server.py`), with
+`--port 0`; the port is read from its "listening on" log line.
+"""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+_LISTENING = re.compile(r"listening on http://([^/]+):(\d+)/")
+
+
+class ServerProcess:
+    def __init__(self, store_url: str, *args: str, bus_url: str = "memory://") -> None:
+        self.command = [
+            sys.executable, "server.py", "--port", "0", "--store", store_url, "--bus", bus_url, *args,
+        ]
+        self.output: deque[str] = deque(maxlen=2000)
+        self.process: subprocess.Popen[str] | None = None
+        self.url = ""
+        self.host = ""
+        self.port = 0
+
+    def start(self, timeout: float = 20.0) -> "ServerProcess":
+        self.process = subprocess.Popen(
+            self.command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        listening = threading.Event()
+        self._reader = threading.Thread(target=self._read_output, args=(listening,), daemon=True)
+        self._reader.start()
+        if not listening.wait(timeout):
+            self.kill()
+            raise RuntimeError("server did not start:\n" + self.log())
+        return self
+
+    def _read_output(self, listening: threading.Event) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        for line in self.process.stdout:
+            self.output.append(line)
+            match = _LISTENING.search(line)
+            if match and not listening.is_set():
+                self.host, self.port = match.group(1), int(match.group(2))
+                self.url = f"http://{self.host}:{self.port}"
+                listening.set()
+
+    def log(self) -> str:
+        return "".join(self.output)
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def rss_bytes(self) -> int:
+        status = Path(f"/proc/{self.pid}/status").read_text()
+        kilobytes = re.search(r"VmRSS:\s+(\d+) kB", status)
+        assert kilobytes is not None
+        return int(kilobytes.group(1)) * 1024
+
+    def terminate(self, timeout: float = 15.0) -> int:
+        """SIGTERM, then wait; returns the exit code."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise
+        finally:
+            self._reap()
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        self._reap()
+
+    def _reap(self) -> None:
+        """After exit: let the reader thread see end of output, then close the pipe."""
+        if self.process is not None and self.process.stdout is not None:
+            self._reader.join(10)
+            self.process.stdout.close()
+
+    def __enter__(self) -> "ServerProcess":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None and self.process.poll() is None:
+            try:
+                self.terminate()
+            except subprocess.TimeoutExpired:
+                pass
+
+
+def wait_until(condition, timeout: float = 5.0, interval: float = 0.02) -> None:
+    """Poll `condition()` until true; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)

@@ -1,0 +1,157 @@
+"""SSE over a real server, read by a raw client: live delivery, resume, heartbeats, slow viewers."""
+
+import asyncio
+import json
+
+import httpx
+import pytest
+
+from tests.conftest import post_comment
+from tests.server_process import ServerProcess
+from tests.sse_client import open_stream
+
+
+async def stream(server, video, headers=None, query=""):
+    opened = await open_stream(server.host, server.port, f"/comments/{video}/stream{query}", headers)
+    assert opened.status == 200
+    return opened
+
+
+def seqs(events):
+    return [int(event.id) for event in events]
+
+
+async def test_stream_headers_and_retry_hint(server, video):
+    sse = await stream(server, video)
+    try:
+        assert sse.headers["content-type"].startswith("text/event-stream")
+        assert sse.headers["cache-control"] == "no-cache"
+        assert sse.headers["x-accel-buffering"] == "no"
+        with pytest.raises(TimeoutError):
+            await sse.next_event(timeout=0.3)
+        assert sse.retry is not None
+    finally:
+        sse.close()
+
+
+async def test_live_comments_arrive_in_order_as_comment_events(server, client, video):
+    sse = await stream(server, video)
+    try:
+        posted = [await post_comment(client, video, f"m{i}") for i in range(5)]
+        events = await sse.events(5)
+        assert [event.event for event in events] == ["comment"] * 5
+        assert seqs(events) == [1, 2, 3, 4, 5]
+        assert [json.loads(event.data) for event in events] == posted
+    finally:
+        sse.close()
+
+
+async def test_every_viewer_gets_every_comment(server, client, video):
+    viewers = [await stream(server, video) for _ in range(5)]
+    try:
+        await asyncio.gather(*(post_comment(client, video, f"m{i}") for i in range(30)))
+        for viewer in viewers:
+            assert seqs(await viewer.events(30)) == list(range(1, 31))
+    finally:
+        for viewer in viewers:
+            viewer.close()
+
+
+@pytest.mark.parametrize("resume", ["header", "query"])
+async def test_resume_after_disconnect_has_no_gap_and_no_duplicate(server, client, video, resume):
+    first = await stream(server, video)
+    for i in range(3):
+        await post_comment(client, video, f"before-{i}")
+    seen = await first.events(3)
+    first.close()
+    for i in range(4):
+        await post_comment(client, video, f"missed-{i}")
+    last = seen[-1].id
+    if resume == "header":
+        second = await stream(server, video, headers={"Last-Event-ID": last})
+    else:
+        second = await stream(server, video, query=f"?last_id={last}")
+    try:
+        await post_comment(client, video, "after")
+        resumed = await second.events(5)
+        assert seqs(seen) + seqs(resumed) == list(range(1, 9))
+        with pytest.raises(TimeoutError):
+            await second.next_event(timeout=0.3)
+    finally:
+        second.close()
+
+
+async def test_header_wins_over_query_on_reconnect(server, client, video):
+    for i in range(4):
+        await post_comment(client, video, f"m{i}")
+    sse = await stream(server, video, headers={"Last-Event-ID": "3"}, query="?last_id=1")
+    try:
+        assert seqs(await sse.events(1)) == [4]
+    finally:
+        sse.close()
+
+
+async def test_resume_beyond_the_ring_reads_the_store(tmp_path, video):
+    with ServerProcess(f"sqlite:///{tmp_path}/c.db", "--ring-size", "4") as small_ring:
+        async with httpx.AsyncClient(base_url=small_ring.url) as client:
+            for i in range(20):
+                await post_comment(client, video, f"m{i}")
+            sse = await stream(small_ring, video, headers={"Last-Event-ID": "2"})
+            try:
+                assert seqs(await sse.events(18)) == list(range(3, 21))
+            finally:
+                sse.close()
+
+
+async def test_cursor_ahead_of_the_store_starts_at_the_newest(server, client, video):
+    await post_comment(client, video, "one")
+    sse = await stream(server, video, headers={"Last-Event-ID": "999"})
+    try:
+        await post_comment(client, video, "two")
+        assert seqs(await sse.events(1)) == [2]
+    finally:
+        sse.close()
+
+
+async def test_heartbeats_keep_an_idle_stream_open(server, video):
+    sse = await stream(server, video)  # the server fixture beats every 0.5 s
+    try:
+        with pytest.raises(TimeoutError):
+            await sse.next_event(timeout=1.3)
+        assert sse.comments.count("heartbeat") >= 2
+    finally:
+        sse.close()
+
+
+async def test_slow_viewer_is_cut_off_and_catches_up_by_resuming(tmp_path, video):
+    args = ("--viewer-buffer", "65536")
+    with ServerProcess(f"sqlite:///{tmp_path}/c.db", *args) as small_buffer:
+        async with httpx.AsyncClient(base_url=small_buffer.url, timeout=30) as client:
+            slow = await open_stream(
+                small_buffer.host, small_buffer.port, f"/comments/{video}/stream", receive_buffer=4096
+            )
+            healthy = await stream(small_buffer, video)
+            total = 1500
+            healthy_reading = asyncio.create_task(healthy.events(total))
+            rss_before = small_buffer.rss_bytes()
+            message = "x" * 500
+            for start in range(0, total, 100):
+                await asyncio.gather(
+                    *(post_comment(client, video, message) for _ in range(start, start + 100))
+                )
+            assert seqs(await healthy_reading) == list(range(1, total + 1))
+            rss_growth = small_buffer.rss_bytes() - rss_before
+
+            received = await slow.read_until_end()  # the server closed the stream
+            assert seqs(received) == list(range(1, len(received) + 1))
+            assert len(received) < total
+            metrics = (await client.get("/metrics")).text
+            assert "livecomments_viewers_cut_off_total 1.0" in metrics
+
+            resumed = await stream(small_buffer, video, headers={"Last-Event-ID": received[-1].id})
+            rest = await resumed.events(total - len(received))
+            assert seqs(received) + seqs(rest) == list(range(1, total + 1))
+            # ~1 MB went to the slow viewer's connection; bounded, it never holds it all.
+            assert rss_growth < 8 * 1024 * 1024, rss_growth
+            for sse in (slow, healthy, resumed):
+                sse.close()
