@@ -31,7 +31,9 @@ class CommentsHandler(ApiHandler):
     def prepare(self) -> None:
         validation.check_video_id(self.path_args[0])
         length = self.request.headers.get("Content-Length")
-        declared = int(length) if length is not None and length.isdigit() else 0
+        declared = (
+            int(length) if length is not None and length.isascii() and length.isdigit() else 0
+        )
         if self.request.method == "POST" and declared > self._max_body:
             raise self._too_large()
 

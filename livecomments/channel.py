@@ -53,6 +53,7 @@ class Channel:
     def __init__(self, video_id: str, ring_size: int, on_hole: Callable[["Channel"], None]) -> None:
         self.video_id = video_id
         self.last_seq = 0
+        self.highest_seen = 0
         self.started = False
         self.interest = 0
         self.last_delivery = time.monotonic()
@@ -76,16 +77,14 @@ class Channel:
 
     def offer(self, comments: Iterable[Comment]) -> None:
         """Take committed comments in any order; deliver what is now contiguous."""
-        overflow = False
         for comment in comments:
             if comment.seq <= self.last_seq:
                 continue
+            self.highest_seen = max(self.highest_seen, comment.seq)
             if self._has_room_for(comment.seq):
                 self._held[comment.seq] = comment
-            else:
-                overflow = True
         if self.started:
-            self._release(overflow)
+            self._release()
 
     def entries_after(self, cursor: int, limit: int) -> list[Entry] | None:
         """Delivered entries just above `cursor` from the ring; None if the ring lacks them."""
@@ -122,12 +121,17 @@ class Channel:
         self._wake_waiters()
 
     def _has_room_for(self, seq: int) -> bool:
-        """Hold at most `ring_size` comments, the nearest ones; the store has the rest."""
+        """Hold at most `ring_size` comments, the nearest ones; the hole fill reads the rest."""
         if self.started:
             return seq <= self.last_seq + self._held_limit
         return len(self._held) < self._held_limit
 
-    def _release(self, overflow: bool = False) -> None:
+    @property
+    def has_hole(self) -> bool:
+        """A comment above `last_seq` was seen but cannot be delivered yet."""
+        return self.highest_seen > self.last_seq
+
+    def _release(self) -> None:
         entries: list[Entry] = []
         while (comment := self._held.pop(self.last_seq + 1, None)) is not None:
             entries.append(Entry.of(comment))
@@ -136,7 +140,7 @@ class Channel:
             self.ring.extend(entries)
             self.last_delivery = time.monotonic()
             self._fan_out(b"".join(entry.frame for entry in entries))
-        if self._held or overflow:
+        if self.has_hole:
             self._on_hole(self)
 
     def _fan_out(self, data: bytes) -> None:

@@ -203,15 +203,19 @@ class Hub:
 
     async def _fill_later(self, channel: Channel) -> None:
         """Give the bus a moment to bring a late comment, then ask the store."""
+        filled = 0
         try:
             await asyncio.sleep(self._timing.hole_delay)
-            metrics.FILLED_FROM_STORE.inc(await self._fill(channel))
+            filled = await self._fill(channel)
+            metrics.FILLED_FROM_STORE.inc(filled)
         except Exception as exc:
             log.warning(
                 "could not fill a hole in video %s from the store: %s", channel.video_id, exc
             )
         finally:
             self._fills.pop(channel, None)
+        if filled and channel.has_hole:  # seen while this fill was reading: read again
+            self._on_hole(channel)
 
     async def _fill(self, channel: Channel) -> int:
         """Deliver every comment the store has after the channel's `last_seq`; count them."""

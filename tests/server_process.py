@@ -7,6 +7,7 @@ The server is started exactly as a user starts it (`python server.py`), with
 `--port 0`; the port is read from its "listening on" log line.
 """
 
+import contextlib
 import os
 import re
 import signal
@@ -24,7 +25,15 @@ _LISTENING = re.compile(r"listening on http://([^/]+):(\d+)/")
 class ServerProcess:
     def __init__(self, store_url: str, *args: str, bus_url: str = "memory://") -> None:
         self.command = [
-            sys.executable, "server.py", "--port", "0", "--store", store_url, "--bus", bus_url, *args,
+            sys.executable,
+            "server.py",
+            "--port",
+            "0",
+            "--store",
+            store_url,
+            "--bus",
+            bus_url,
+            *args,
         ]
         self.output: deque[str] = deque(maxlen=2000)
         self.process: subprocess.Popen[str] | None = None
@@ -34,7 +43,11 @@ class ServerProcess:
 
     def start(self, timeout: float = 20.0) -> "ServerProcess":
         self.process = subprocess.Popen(
-            self.command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            self.command,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         listening = threading.Event()
@@ -46,7 +59,8 @@ class ServerProcess:
         return self
 
     def _read_output(self, listening: threading.Event) -> None:
-        assert self.process is not None and self.process.stdout is not None
+        assert self.process is not None
+        assert self.process.stdout is not None
         for line in self.process.stdout:
             self.output.append(line)
             match = _LISTENING.search(line)
@@ -98,10 +112,8 @@ class ServerProcess:
 
     def __exit__(self, *exc: object) -> None:
         if self.process is not None and self.process.poll() is None:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.terminate()
-            except subprocess.TimeoutExpired:
-                pass
 
 
 def wait_until(condition, timeout: float = 5.0, interval: float = 0.02) -> None:

@@ -28,26 +28,27 @@ class SseStream:
     comments: list[str] = field(default_factory=list)
     _buffer: bytes = b""
     _chunk_left: int = 0
-    _eof: bool = False
+    ended: bool = False
 
-    async def next_event(self, timeout: float = 5.0) -> Event:
+    async def next_event(self, seconds: float = 5.0) -> Event:
         """The next dispatched event; raises EOFError when the stream ends."""
-        return await asyncio.wait_for(self._next_event(), timeout)
+        return await asyncio.wait_for(self._next_event(), seconds)
 
-    async def events(self, count: int, timeout: float = 10.0) -> list[Event]:
-        return [await self.next_event(timeout) for _ in range(count)]
+    async def events(self, count: int, seconds: float = 10.0) -> list[Event]:
+        return [await self.next_event(seconds) for _ in range(count)]
 
-    async def read_until_end(self, timeout: float = 10.0) -> list[Event]:
+    async def read_until_end(self, seconds: float = 10.0) -> list[Event]:
         """Every event until the server ends the stream."""
         events = []
         while True:
             try:
-                events.append(await self.next_event(timeout))
+                events.append(await self.next_event(seconds))
             except EOFError:
                 return events
 
     async def _next_event(self) -> Event:
-        event_id, name, data = None, "message", []
+        event_id: str | None = None
+        name, data = "message", list[str]()
         while True:
             line = await self._line()
             if line == "":
@@ -81,7 +82,7 @@ class SseStream:
     async def _read_body(self) -> bytes:
         if not self.chunked:
             return await self.reader.read(65536)
-        if self._eof:
+        if self.ended:
             return b""
         if self._chunk_left == 0:
             size_line = await self.reader.readline()
@@ -89,7 +90,7 @@ class SseStream:
                 return b""
             size = int(size_line.strip().split(b";")[0], 16)
             if size == 0:
-                self._eof = True
+                self.ended = True
                 return b""
             self._chunk_left = size
         data = await self.reader.read(self._chunk_left)
@@ -105,7 +106,10 @@ class SseStream:
 
 
 async def open_stream(
-    host: str, port: int, path: str, headers: dict[str, str] | None = None,
+    host: str,
+    port: int,
+    path: str,
+    headers: dict[str, str] | None = None,
     receive_buffer: int | None = None,
 ) -> SseStream:
     """GET `path` and read the response head; the body is read as events."""

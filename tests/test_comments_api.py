@@ -69,7 +69,9 @@ async def test_paging_back_is_stable_while_comments_arrive(client, video):
     first = (await client.get(f"/comments/{video}", params={"limit": 2})).json()
     for i in range(6, 9):
         await post_comment(client, video, f"m{i}")
-    second = (await client.get(f"/comments/{video}", params={"before": first["next_cursor"], "limit": 2})).json()
+    second = (
+        await client.get(f"/comments/{video}", params={"before": first["next_cursor"], "limit": 2})
+    ).json()
     assert [c["seq"] for c in first["comments"] + second["comments"]] == [5, 4, 3, 2]
 
 
@@ -92,7 +94,10 @@ async def test_idempotent_retry_returns_the_first_comment(client, video):
 async def test_concurrent_retries_with_one_key_store_one_comment(client, video):
     headers = {"Idempotency-Key": "same-key"}
     responses = await asyncio.gather(
-        *(client.post(f"/comments/{video}", json={"message": "x"}, headers=headers) for _ in range(10))
+        *(
+            client.post(f"/comments/{video}", json={"message": "x"}, headers=headers)
+            for _ in range(10)
+        )
     )
     assert {r.status_code for r in responses} == {201}
     assert {r.json()["seq"] for r in responses} == {1}

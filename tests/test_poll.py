@@ -52,7 +52,7 @@ async def test_without_after_waits_for_newer_comments(client, video):
 
 async def test_paging_through_a_backlog_by_cursor(client, video):
     await asyncio.gather(*(post_comment(client, video, f"m{i}") for i in range(250)))
-    cursor, seen = 0, []
+    cursor, seen = 0, list[int]()
     while len(seen) < 250:
         body = (await poll(client, video, after=cursor, timeout=0)).json()
         assert body["comments"], "a backlog page must not be empty"
@@ -63,7 +63,9 @@ async def test_paging_through_a_backlog_by_cursor(client, video):
 
 def waiting_polls(server) -> float:
     metrics = httpx.get(server.url + "/metrics").text
-    line = next(l for l in metrics.splitlines() if l.startswith("livecomments_polls_waiting "))
+    line = next(
+        row for row in metrics.splitlines() if row.startswith("livecomments_polls_waiting ")
+    )
     return float(line.split()[1])
 
 

@@ -12,7 +12,9 @@ from tests.sse_client import open_stream
 
 
 async def stream(server, video, headers=None, query=""):
-    opened = await open_stream(server.host, server.port, f"/comments/{video}/stream{query}", headers)
+    opened = await open_stream(
+        server.host, server.port, f"/comments/{video}/stream{query}", headers
+    )
     assert opened.status == 200
     return opened
 
@@ -28,7 +30,7 @@ async def test_stream_headers_and_retry_hint(server, video):
         assert sse.headers["cache-control"] == "no-cache"
         assert sse.headers["x-accel-buffering"] == "no"
         with pytest.raises(TimeoutError):
-            await sse.next_event(timeout=0.3)
+            await sse.next_event(seconds=0.3)
         assert sse.retry is not None
     finally:
         sse.close()
@@ -76,7 +78,7 @@ async def test_resume_after_disconnect_has_no_gap_and_no_duplicate(server, clien
         resumed = await second.events(5)
         assert seqs(seen) + seqs(resumed) == list(range(1, 9))
         with pytest.raises(TimeoutError):
-            await second.next_event(timeout=0.3)
+            await second.next_event(seconds=0.3)
     finally:
         second.close()
 
@@ -117,7 +119,7 @@ async def test_heartbeats_keep_an_idle_stream_open(server, video):
     sse = await stream(server, video)  # the server fixture beats every 0.5 s
     try:
         with pytest.raises(TimeoutError):
-            await sse.next_event(timeout=1.3)
+            await sse.next_event(seconds=1.3)
         assert sse.comments.count("heartbeat") >= 2
     finally:
         sse.close()
@@ -128,7 +130,10 @@ async def test_slow_viewer_is_cut_off_and_catches_up_by_resuming(tmp_path, video
     with ServerProcess(f"sqlite:///{tmp_path}/c.db", *args) as small_buffer:
         async with httpx.AsyncClient(base_url=small_buffer.url, timeout=30) as client:
             slow = await open_stream(
-                small_buffer.host, small_buffer.port, f"/comments/{video}/stream", receive_buffer=4096
+                small_buffer.host,
+                small_buffer.port,
+                f"/comments/{video}/stream",
+                receive_buffer=4096,
             )
             healthy = await stream(small_buffer, video)
             total = 1500
