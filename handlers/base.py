@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 _CODES = {
     400: "bad_request",
+    403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
     413: "body_too_large",
