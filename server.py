@@ -17,12 +17,12 @@ from collections.abc import Sequence
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
-from bus import open_bus
+from bus import BusUnavailable, open_bus
 from livecomments.app import make_app
 from livecomments.config import Config, parse_config
 from livecomments.hub import Hub, HubTiming
 from livecomments.ingest import Ingest
-from store import open_store
+from store import StoreUnavailable, open_store
 
 log = logging.getLogger("livecomments")
 
@@ -71,7 +71,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(
         level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
-    asyncio.run(serve(config))
+    try:
+        asyncio.run(serve(config))
+    except (ValueError, StoreUnavailable, BusUnavailable) as exc:
+        log.error("cannot start: %s", exc)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

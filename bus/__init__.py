@@ -2,7 +2,8 @@
 
     bus = open_bus("memory://")
 
-`memory://` is the in-process default. Implementations are imported only when
+`memory://` is the in-process default; `nats://host:port[,host:port...]` reaches
+other instances through NATS. Implementations are imported only when
 chosen, so an optional client library is needed only where it is used.
 """
 
@@ -20,4 +21,8 @@ def open_bus(url: str) -> Bus:
         from bus.memory import MemoryBus
 
         return MemoryBus()
-    raise ValueError(f"unsupported bus URL {url!r}: expected memory://")
+    if scheme in ("nats", "tls"):
+        from bus.nats import NatsBus
+
+        return NatsBus.from_url(url)
+    raise ValueError(f"unsupported bus URL {url!r}: expected memory:// or nats://host:port")

@@ -1,0 +1,127 @@
+"""Real `nats-server` processes on free loopback ports: one server, or a cluster.
+
+    with NatsCluster(3) as cluster:
+        bus_url = cluster.url   # nats://127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3
+
+A node can be stopped and started again on the same ports, to make the bus
+lose messages for real.
+"""
+
+import json
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+class NatsNode:
+    def __init__(self, log_dir: Path, name: str, cluster_port: int, routes: list[int]) -> None:
+        self.port = free_port()
+        self.monitor_port = free_port()
+        self.name = name
+        self.cluster_port = cluster_port
+        self.routes = routes
+        self.log_path = log_dir / f"{name}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        command = [NATS_SERVER, "-a", "127.0.0.1", "-p", str(self.port), "-n", self.name]
+        command += ["-m", str(self.monitor_port)]
+        if self.routes:
+            command += [
+                "--cluster_name",
+                "livecomments-test",
+                "--cluster",
+                f"nats://127.0.0.1:{self.cluster_port}",
+                "--routes",
+                ",".join(f"nats://127.0.0.1:{port}" for port in self.routes),
+            ]
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        wait_for_port(self.port)
+
+    def route_count(self) -> int:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.monitor_port}/routez") as answer:
+            return int(json.load(answer)["num_routes"])
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        self.process = None
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(10)
+            self.process = None
+
+
+class NatsCluster:
+    """`size` nodes routed to each other (a single node has no cluster port)."""
+
+    def __init__(self, log_dir: Path, size: int = 1) -> None:
+        cluster_ports = [free_port() for _ in range(size)] if size > 1 else [0]
+        self.nodes = [
+            NatsNode(
+                log_dir,
+                f"n{index}",
+                cluster_ports[index],
+                [port for port in cluster_ports if port != cluster_ports[index]]
+                if size > 1
+                else [],
+            )
+            for index in range(size)
+        ]
+
+    @property
+    def url(self) -> str:
+        return "nats://" + ",".join(f"127.0.0.1:{node.port}" for node in self.nodes)
+
+    def node_url(self, index: int) -> str:
+        return f"nats://127.0.0.1:{self.nodes[index].port}"
+
+    def __enter__(self) -> "NatsCluster":
+        for node in self.nodes:
+            node.start()
+        self.wait_for_routes()
+        return self
+
+    def wait_for_routes(self, timeout: float = 10.0) -> None:
+        """Wait until every running node routes to every other running node."""
+        running = [node for node in self.nodes if node.process is not None]
+        deadline = time.monotonic() + timeout
+        while any(node.route_count() < len(running) - 1 for node in running):
+            if time.monotonic() > deadline:
+                raise TimeoutError("NATS routes did not form")
+            time.sleep(0.05)
+
+    def __exit__(self, *exc: object) -> None:
+        for node in self.nodes:
+            node.stop()
