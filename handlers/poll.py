@@ -42,7 +42,7 @@ class LongPollHandler(ApiHandler):
             channel.last_seq if after is None else await self._hub.settle_cursor(channel, after)
         )
         entries = await self._hub.read_after(channel, cursor, POLL_PAGE)
-        if not entries and wait_seconds > 0:
+        if not entries and wait_seconds > 0 and not self._client_gone:
             await self._wait(channel, wait_seconds)
             if self._client_gone:
                 return

@@ -3,10 +3,11 @@
 Resumes from `Last-Event-ID` (sent by a reconnecting EventSource) or
 `?last_id=` with every missed comment exactly once, in order, then stays live.
 Memory per viewer is bounded: Tornado's write buffer is unbounded, so this
-handler counts the bytes it has handed over and not yet seen flushed, and cuts
-a viewer off past `viewer_buffer`; the client reconnects with `Last-Event-ID`
-and catches up from the ring or the store. The socket's kernel send buffer is
-capped as well, so the whole cost of a stalled viewer is bounded.
+handler counts the bytes it has queued and not yet seen flushed, and cuts a
+viewer off once they pass `viewer_buffer` (so the bound is that plus one
+batch); the client reconnects with `Last-Event-ID` and catches up from the ring
+or the store. The socket's kernel send buffer is capped as well, so the whole
+cost of a stalled viewer is bounded.
 """
 
 import asyncio
@@ -30,8 +31,9 @@ class StreamHandler(ApiHandler):
     def initialize(self, hub: Hub, viewer_buffer: int) -> None:
         self._hub = hub
         self._viewer_buffer = viewer_buffer
-        self._unsent = 0
-        self._last_flush: asyncio.Future[None] | None = None
+        self._queued = 0  # bytes written to the handler, not yet handed to the connection
+        self._in_flight = 0  # bytes of the flush under way
+        self._flushing: asyncio.Future[None] | None = None
         self._done = asyncio.get_running_loop().create_future()
 
     def set_default_headers(self) -> None:
@@ -68,17 +70,31 @@ class StreamHandler(ApiHandler):
         """Queue `data` for this viewer, or cut the viewer off if it is too far behind."""
         if self._done.done():
             return
-        if self._unsent + len(data) > self._viewer_buffer:
+        if self._queued + self._in_flight > self._viewer_buffer:
             metrics.VIEWERS_CUT_OFF.inc()
             log.info("cut off a slow viewer of %s", self.request.uri)
             self._close_connection()
             self._finish_stream()
             return
-        self._unsent += len(data)
+        self._queued += len(data)
         self.write(data)
-        flushed = self.flush()
-        flushed.add_done_callback(lambda future: self._flushed(future, len(data)))
-        self._last_flush = flushed
+        if self._flushing is None:
+            self._flush_queued()
+
+    def _flush_queued(self) -> None:
+        """Hand what is queued to the connection; one flush at a time, since Tornado
+        resolves only the newest of several pending flushes."""
+        self._in_flight, self._queued = self._queued, 0
+        self._flushing = self.flush()
+        self._flushing.add_done_callback(self._flushed)
+
+    def _flushed(self, future: "asyncio.Future[None]") -> None:
+        self._flushing = None
+        self._in_flight = 0
+        if future.cancelled() or future.exception() is not None:
+            self._finish_stream()
+        elif self._queued and not self._done.done():
+            self._flush_queued()
 
     def _limit_kernel_buffer(self) -> None:
         """Cap the socket's send buffer too, so the kernel cannot hold megabytes per viewer."""
@@ -100,14 +116,10 @@ class StreamHandler(ApiHandler):
         self._finish_stream()
 
     async def _drain(self) -> bool:
-        if self._last_flush is not None:
-            await asyncio.wait({self._last_flush, self._done}, return_when=asyncio.FIRST_COMPLETED)
+        """Wait until everything sent so far reached the socket; False if the viewer is gone."""
+        while self._flushing is not None and not self._done.done():
+            await asyncio.wait({self._flushing, self._done}, return_when=asyncio.FIRST_COMPLETED)
         return not self._done.done()
-
-    def _flushed(self, future: "asyncio.Future[None]", size: int) -> None:
-        self._unsent -= size
-        if not future.cancelled() and future.exception() is not None:
-            self._finish_stream()
 
     def _finish_stream(self) -> None:
         if not self._done.done():

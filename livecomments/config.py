@@ -23,6 +23,9 @@ class Config:
     log_level: str = "INFO"
 
 
+MIN_RING_SIZE = 16
+MIN_VIEWER_BUFFER = 64 * 1024  # above one catch-up chunk, or a resuming viewer never gets going
+
 _HELP = {
     "host": "address to listen on",
     "port": "port to listen on (0 picks a free one; the log says which)",
@@ -49,4 +52,9 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
             default=environ.get(env_name, field.default),  # argparse converts strings
             help=f"{_HELP[field.name]} (env {env_name}, default {field.default})",
         )
-    return Config(**vars(parser.parse_args(argv)))
+    config = Config(**vars(parser.parse_args(argv)))
+    if config.ring_size < MIN_RING_SIZE:
+        parser.error(f"--ring-size must be at least {MIN_RING_SIZE}")
+    if config.viewer_buffer < MIN_VIEWER_BUFFER:
+        parser.error(f"--viewer-buffer must be at least {MIN_VIEWER_BUFFER} bytes")
+    return config

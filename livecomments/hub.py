@@ -20,6 +20,7 @@ from bus import Bus, Subscription
 from livecomments import metrics
 from livecomments.channel import Channel, Entry, Viewer
 from livecomments.comment import Comment, encode_json
+from livecomments.errors import ApiError
 from store import CommentStore
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class Hub:
         self._lingering: dict[Channel, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._timers: list[asyncio.Task[None]] = []
+        self._closing = False
 
     async def start(self) -> None:
         self._bus.on_reconnect(self._check_all)
@@ -70,6 +72,9 @@ class Hub:
 
     async def close(self) -> None:
         """End every stream and long-poll, drop subscriptions, finish pending publishes."""
+        self._closing = True
+        for opening in self._opening.values():
+            opening.cancel()
         for handle in self._lingering.values():
             handle.cancel()
         self._lingering.clear()
@@ -78,7 +83,8 @@ class Hub:
         stopping = self._timers + list(self._fills.values())
         for task in stopping:
             task.cancel()
-        await asyncio.gather(*stopping, *self._tasks, return_exceptions=True)
+        await asyncio.gather(*stopping, *self._opening.values(), return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         for subscription in self._subscriptions.values():
             await subscription.unsubscribe()
         self._subscriptions.clear()
@@ -86,6 +92,8 @@ class Hub:
 
     async def join(self, video_id: str) -> Channel:
         """The started channel of `video_id`, counting the caller as interested until `leave`."""
+        if self._closing:
+            raise ApiError(503, "shutting_down", "the server is stopping; reconnect")
         channel = self._channels.get(video_id)
         if channel is None:
             channel = Channel(video_id, self._ring_size, self._on_hole)
@@ -197,25 +205,29 @@ class Hub:
             return
         channel.offer(comments)
 
-    def _on_hole(self, channel: Channel) -> None:
-        if channel not in self._fills:
-            self._fills[channel] = asyncio.ensure_future(self._fill_later(channel))
+    def _on_hole(self, channel: Channel, delay: float | None = None) -> None:
+        """Schedule a store read for `channel`, unless one is pending or it was retired."""
+        if channel in self._fills or self._channels.get(channel.video_id) is not channel:
+            return
+        wait = self._timing.hole_delay if delay is None else delay
+        self._fills[channel] = asyncio.ensure_future(self._fill_later(channel, wait))
 
-    async def _fill_later(self, channel: Channel) -> None:
-        """Give the bus a moment to bring a late comment, then ask the store."""
-        filled = 0
+    async def _fill_later(self, channel: Channel, delay: float) -> None:
+        """Give the bus `delay` to bring a late comment, then read the store."""
+        retry_after = None
         try:
-            await asyncio.sleep(self._timing.hole_delay)
+            await asyncio.sleep(delay)
             filled = await self._fill(channel)
             metrics.FILLED_FROM_STORE.inc(filled)
+            if channel.has_hole:  # seen while this fill read the store: read again
+                retry_after = self._timing.hole_delay if filled else self._timing.sync_interval / 4
         except Exception as exc:
-            log.warning(
-                "could not fill a hole in video %s from the store: %s", channel.video_id, exc
-            )
+            log.warning("could not fill video %s from the store: %s", channel.video_id, exc)
+            retry_after = self._timing.sync_interval
         finally:
             self._fills.pop(channel, None)
-        if filled and channel.has_hole:  # seen while this fill was reading: read again
-            self._on_hole(channel)
+        if retry_after is not None and channel.has_hole:
+            self._on_hole(channel, retry_after)
 
     async def _fill(self, channel: Channel) -> int:
         """Deliver every comment the store has after the channel's `last_seq`; count them."""

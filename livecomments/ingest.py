@@ -8,10 +8,14 @@ committed (or with the store's error). Never touches HTTP or viewers.
 """
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 
 from livecomments.comment import Appended, Comment, Draft
+from livecomments.errors import ApiError
 from store import CommentStore
+
+log = logging.getLogger(__name__)
 
 MAX_BATCH = 500
 
@@ -26,9 +30,12 @@ class Ingest:
         self._on_commit = on_commit
         self._queues: dict[str, list[tuple[Draft, asyncio.Future[Appended]]]] = {}
         self._writers: dict[str, asyncio.Task[None]] = {}
+        self._closing = False
 
     async def post(self, video_id: str, draft: Draft) -> Appended:
         """Commit `draft` as the next comment of `video_id` (or replay its idempotency key)."""
+        if self._closing:
+            raise ApiError(503, "shutting_down", "the server is stopping; post again")
         result: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
         self._queues.setdefault(video_id, []).append((draft, result))
         if video_id not in self._writers:
@@ -36,7 +43,8 @@ class Ingest:
         return await result
 
     async def close(self) -> None:
-        """Wait for the posts already taken to be committed or refused."""
+        """Refuse new posts; wait for those already taken to be committed or refused."""
+        self._closing = True
         await asyncio.gather(*self._writers.values(), return_exceptions=True)
 
     async def _write(self, video_id: str) -> None:
@@ -46,7 +54,9 @@ class Ingest:
                 del queue[:MAX_BATCH]
                 await self._append(video_id, batch)
         finally:
-            self._queues.pop(video_id, None)
+            for _, waiter in self._queues.pop(video_id, []):
+                if not waiter.done():  # only if this writer was cancelled mid-way
+                    waiter.set_exception(ApiError(503, "shutting_down", "the server is stopping"))
             del self._writers[video_id]
 
     async def _append(
@@ -61,7 +71,10 @@ class Ingest:
             return
         created = [result.comment for result in results if result.created]
         if created:
-            self._on_commit(video_id, created)
+            try:
+                self._on_commit(video_id, created)
+            except Exception:  # committed all the same: acknowledge; viewers read the store
+                log.exception("delivering committed comments of video %s failed", video_id)
         for (_, waiter), result in zip(batch, results, strict=True):
             if not waiter.done():
                 waiter.set_result(result)

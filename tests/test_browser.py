@@ -91,8 +91,10 @@ async def test_history_then_load_older_in_order(browser, server, client, video):
         await client.post(f"/comments/{video}", json={"message": f"old {i}"})
     page = await open_page(browser, server, f"v={video}")
     await expect(comment_items(page)).to_have_count(50)
-    await page.click("#load-older")
+    await expect(page.locator("#load-older")).to_be_visible()
+    await page.evaluate("document.querySelector('#scroller').scrollTop = 0")  # scrolling up loads
     await expect(comment_items(page)).to_have_count(80)
+    await expect(page.locator("#load-older")).to_be_hidden()  # nothing older left
     seqs = await comment_items(page).evaluate_all("els => els.map(e => Number(e.dataset.seq))")
     assert seqs == list(range(1, 81))
     await post_comment(client, video, "live after history")

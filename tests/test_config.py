@@ -28,3 +28,10 @@ def test_a_bad_value_is_refused_with_usage(capsys):
     with pytest.raises(SystemExit):
         parse_config([], {"LIVECOMMENTS_PORT": "eighty"})
     assert "invalid int value" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--ring-size", "0"), ("--viewer-buffer", "1000")])
+def test_settings_that_could_never_deliver_are_refused(flag, value, capsys):
+    with pytest.raises(SystemExit):
+        parse_config([flag, value], {})
+    assert flag in capsys.readouterr().err

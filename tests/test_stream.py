@@ -94,15 +94,18 @@ async def test_header_wins_over_query_on_reconnect(server, client, video):
 
 
 async def test_resume_beyond_the_ring_reads_the_store(tmp_path, video):
-    with ServerProcess(f"sqlite:///{tmp_path}/c.db", "--ring-size", "4") as small_ring:
+    with ServerProcess(f"sqlite:///{tmp_path}/c.db", "--ring-size", "16") as small_ring:
         async with httpx.AsyncClient(base_url=small_ring.url) as client:
-            for i in range(20):
+            viewer = await stream(small_ring, video)  # keeps the channel and its ring alive
+            for i in range(40):
                 await post_comment(client, video, f"m{i}")
-            sse = await stream(small_ring, video, headers={"Last-Event-ID": "2"})
+            assert seqs(await viewer.events(40)) == list(range(1, 41))
+            resumed = await stream(small_ring, video, headers={"Last-Event-ID": "2"})
             try:
-                assert seqs(await sse.events(18)) == list(range(3, 21))
+                assert seqs(await resumed.events(38)) == list(range(3, 41))
             finally:
-                sse.close()
+                resumed.close()
+                viewer.close()
 
 
 async def test_cursor_ahead_of_the_store_starts_at_the_newest(server, client, video):
@@ -160,3 +163,22 @@ async def test_slow_viewer_is_cut_off_and_catches_up_by_resuming(tmp_path, video
             assert rss_growth < 8 * 1024 * 1024, rss_growth
             for sse in (slow, healthy, resumed):
                 sse.close()
+
+
+async def test_a_viewer_that_pauses_and_catches_up_is_never_cut_off(tmp_path, video):
+    """Bursts that back the socket up, each read in full before the next: the unsent
+    count must fall back to zero every time, or the viewer is wrongly cut off."""
+    with ServerProcess(f"sqlite:///{tmp_path}/c.db") as running:  # 1 MiB per viewer
+        async with httpx.AsyncClient(base_url=running.url, timeout=30) as client:
+            viewer = await open_stream(
+                running.host, running.port, f"/comments/{video}/stream", receive_buffer=4096
+            )
+            big = "\N{GRINNING FACE}" * 500  # 2 KB of UTF-8 per comment
+            received: list[int] = []
+            for _ in range(8):  # 460 KB a burst: about half of it waits in user space
+                await asyncio.gather(*(post_comment(client, video, big) for _ in range(200)))
+                received += seqs(await viewer.events(200))
+            assert received == list(range(1, 1601))
+            metrics = (await client.get("/metrics")).text
+            assert "livecomments_viewers_cut_off_total 0.0" in metrics
+            viewer.close()
