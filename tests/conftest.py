@@ -7,6 +7,8 @@ import pytest
 
 from tests.server_process import ServerProcess
 
+pytest_plugins = ["tests.mongo_server"]
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):

@@ -1,20 +1,27 @@
 """The `CommentStore` contract, run against every store implementation on a real database."""
 
 import asyncio
+import logging
+import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 
 import pytest
 
 from livecomments.comment import Draft
 from store import CommentStore, StoreUnavailable, open_store
+from tests.mongo_server import FerretDB, collect_cancelled_connects, free_port
 
 StoreFactory = Callable[[], CommentStore]
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "mongodb"])
 def make_store(request, tmp_path) -> StoreFactory:
-    """Makes stores that all open the same database."""
-    url = f"sqlite:///{tmp_path}/contract.db"
+    """Makes stores that all open the same database (a fresh one for each test)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path}/contract.db"
+    else:
+        url = request.getfixturevalue("mongo_server").url(f"t_{uuid.uuid4().hex}")
     return lambda: open_store(url)
 
 
@@ -121,3 +128,82 @@ async def test_a_closed_store_is_unavailable(make_store):
         await closed.ping()
     with pytest.raises(StoreUnavailable):
         await closed.append("v", drafts("lost"))
+
+
+async def test_an_idempotent_replay_inside_a_batch_keeps_the_rest_dense(store):
+    [first] = await store.append("v", drafts("a", key="k"))
+    results = await store.append("v", [*drafts("b"), *drafts("a", key="k"), *drafts("c")])
+    assert [(r.comment.seq, r.created) for r in results] == [(2, True), (1, False), (3, True)]
+    assert results[1].comment == first.comment
+    assert [c.message for c in await store.page_after("v", 0, 10)] == ["a", "b", "c"]
+
+
+async def test_writers_racing_with_one_idempotency_key_store_one_comment(make_store):
+    writers = [make_store() for _ in range(3)]
+    for writer in writers:
+        await writer.open()
+    try:
+        results = await asyncio.gather(*(w.append("v", drafts("a", key="k")) for w in writers))
+        outcomes = [result for [result] in results]
+        assert sum(r.created for r in outcomes) == 1
+        assert {r.comment for r in outcomes} == {outcomes[0].comment}
+        assert outcomes[0].comment.seq == 1
+        assert await writers[0].last_seq("v") == 1
+    finally:
+        for writer in writers:
+            await writer.close()
+
+
+# MongoDB only: the optimistic sequencer's retry, and a store that is not there.
+
+
+@pytest.fixture
+def mongo_url(mongo_server) -> str:
+    return mongo_server.url(f"t_{uuid.uuid4().hex}")
+
+
+async def test_mongo_writer_behind_another_retries_and_keeps_seq_dense(mongo_url, caplog):
+    caplog.set_level(logging.DEBUG, logger="store.mongo")
+    behind, ahead = open_store(mongo_url), open_store(mongo_url)
+    await behind.open()
+    await ahead.open()
+    try:
+        await behind.append("v", drafts("a"))  # `behind` now takes 1 for the newest seq
+        await ahead.append("v", drafts("b", "c"))
+        results = await behind.append("v", drafts("d", "e", "f"))
+        assert [r.comment.seq for r in results] == [4, 5, 6]
+        assert [c.message for c in await ahead.page_after("v", 0, 10)] == list("abcdef")
+        assert any("taken by another writer" in r.getMessage() for r in caplog.records)
+    finally:
+        await behind.close()
+        await ahead.close()
+
+
+async def test_mongo_store_where_nothing_listens_is_unavailable_within_seconds():
+    store = open_store(f"mongodb://127.0.0.1:{free_port()}/t")
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable):
+        await store.open()
+    with pytest.raises(StoreUnavailable):
+        await store.append("v", drafts("lost"))
+    assert time.monotonic() - started < 10
+    await store.close()
+    del store
+    collect_cancelled_connects()
+
+
+async def test_mongo_store_fails_while_the_server_is_down_and_resumes_after(tmp_path):
+    with FerretDB(tmp_path) as server:
+        store = open_store(server.url("t"))
+        await store.open()
+        try:
+            await store.append("v", drafts("before"))
+            server.stop()
+            with pytest.raises(StoreUnavailable):
+                await store.append("v", drafts("while down"))
+            server.start()
+            [after] = await store.append("v", drafts("after"))
+            assert after.comment.seq == 2
+            assert [c.message for c in await store.page_after("v", 0, 10)] == ["before", "after"]
+        finally:
+            await store.close()
