@@ -7,10 +7,11 @@ balancer stops sending traffic to an instance that could not commit or fan out.
 import asyncio
 from collections.abc import Awaitable
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from bus import Bus
 from handlers.base import ApiHandler
+from livecomments import metrics
 from livecomments.comment import encode_json
 from store import CommentStore
 
@@ -44,4 +45,4 @@ async def _check(probe: Awaitable[None]) -> str:
 class MetricsHandler(ApiHandler):
     def get(self) -> None:
         self.set_header("Content-Type", CONTENT_TYPE_LATEST)
-        self.finish(generate_latest())
+        self.finish(metrics.exposition())

@@ -16,6 +16,7 @@ class Config:
     port: int = 8888
     store: str = "sqlite:///livecomments.db"
     bus: str = "memory://"
+    workers: int = 1
     heartbeat: float = 15.0
     viewer_buffer: int = 1024 * 1024
     ring_size: int = 1024
@@ -31,6 +32,7 @@ _HELP = {
     "port": "port to listen on (0 picks a free one; the log says which)",
     "store": "comment store URL, e.g. sqlite:///livecomments.db",
     "bus": "bus URL between instances, e.g. memory://",
+    "workers": "serving processes sharing the port (one per core; needs a bus such as NATS)",
     "heartbeat": "seconds between SSE heartbeat lines",
     "viewer_buffer": "unsent bytes after which a slow viewer is cut off",
     "ring_size": "recent comments kept in memory per active video",
@@ -53,6 +55,8 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
             help=f"{_HELP[field.name]} (env {env_name}, default {field.default})",
         )
     config = Config(**vars(parser.parse_args(argv)))
+    if config.workers < 1:
+        parser.error("--workers must be at least 1")
     if config.ring_size < MIN_RING_SIZE:
         parser.error(f"--ring-size must be at least {MIN_RING_SIZE}")
     if config.viewer_buffer < MIN_VIEWER_BUFFER:

@@ -14,6 +14,7 @@ store. Durability: `synchronous=FULL`, so a commit survives power loss.
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -132,9 +133,23 @@ class _ConnectionThread:
 
 
 def _prepare_schema(db: sqlite3.Connection) -> None:
-    db.execute("PRAGMA journal_mode=WAL")
+    # Switching to WAL does not wait for the busy timeout, and several processes may be
+    # creating the same new file at once: try again until the timeout instead.
+    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
     db.execute("PRAGMA synchronous=FULL")
-    db.executescript(_SCHEMA)
+    db.execute("BEGIN IMMEDIATE")
+    for statement in _SCHEMA.split(";"):
+        if statement.strip():
+            db.execute(statement)
+    db.execute("COMMIT")
 
 
 def _prepare_reader(db: sqlite3.Connection) -> None:

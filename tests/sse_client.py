@@ -16,6 +16,12 @@ class Event:
     event: str
     data: str
 
+    @property
+    def seq(self) -> int:
+        """The `id` of a comment event: its seq."""
+        assert self.id is not None, "a comment event carries its seq as id"
+        return int(self.id)
+
 
 @dataclass
 class SseStream:

@@ -1,0 +1,73 @@
+"""One serving process: open store and bus, start the hub, serve HTTP, shut down cleanly.
+
+Owns the order of start-up and of shutdown. On SIGTERM or SIGINT it stops
+accepting, refuses new posts and streams, lets posts in flight commit, ends
+every stream and long-poll (clients reconnect and resume elsewhere), then closes
+the bus and the store.
+"""
+
+import asyncio
+import logging
+import signal
+import socket
+
+from tornado.httpserver import HTTPServer
+
+from bus import BusUnavailable, open_bus
+from livecomments.app import make_app
+from livecomments.config import Config
+from livecomments.hub import Hub, HubTiming
+from livecomments.ingest import Ingest
+from store import StoreUnavailable, open_store
+
+log = logging.getLogger("livecomments")
+
+# Larger bodies are cut off by Tornado itself; up to here the handler answers 413 in JSON.
+HARD_BODY_LIMIT = 1024 * 1024
+EXIT_CANNOT_START = 2
+
+
+def run(config: Config, sockets: list[socket.socket]) -> int:
+    """Serve on `sockets` until told to stop; the process exit code."""
+    try:
+        asyncio.run(serve(config, sockets))
+    except (ValueError, StoreUnavailable, BusUnavailable) as exc:
+        log.error("cannot start: %s", exc)
+        return EXIT_CANNOT_START
+    return 0
+
+
+async def serve(config: Config, sockets: list[socket.socket]) -> None:
+    store = open_store(config.store)
+    bus = open_bus(config.bus)
+    await store.open()
+    await bus.open()
+    hub = Hub(
+        store,
+        bus,
+        ring_size=config.ring_size,
+        timing=HubTiming(heartbeat_interval=config.heartbeat),
+    )
+    await hub.start()
+    ingest = Ingest(store, hub.committed)
+    server = HTTPServer(
+        make_app(config, store, bus, hub, ingest),
+        max_body_size=max(HARD_BODY_LIMIT, config.max_body),
+        idle_connection_timeout=75,
+    )
+    server.add_sockets(sockets)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    host, port = sockets[0].getsockname()[:2]
+    log.info("listening on http://%s:%d/", host, port)
+    await stopping.wait()
+    log.info("shutting down")
+    server.stop()
+    await ingest.close()
+    await hub.close()
+    await server.close_all_connections()
+    await bus.close()
+    await store.close()
+    log.info("stopped")

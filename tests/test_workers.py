@@ -1,0 +1,108 @@
+"""`--workers N`: N processes share one port, meet through NATS, and stop together."""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.nats_server import NatsCluster
+from tests.server_process import ROOT, ServerProcess, wait_until
+from tests.sse_client import open_stream
+
+
+def worker_pids(parent: int) -> list[int]:
+    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+    return [int(pid) for pid in children]
+
+
+def connections_served(pid: int, port: int) -> int:
+    """Established TCP connections on `port` that process `pid` holds open."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    count = 0
+    for row in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = row.split()
+        local_port = int(fields[1].split(":")[1], 16)
+        if local_port == port and fields[3] == "01" and fields[9] in inodes:
+            count += 1
+    return count
+
+
+def metric(text: str, name: str) -> float:
+    line = next(row for row in text.splitlines() if row.startswith(name + " "))
+    return float(line.split()[1])
+
+
+def test_memory_bus_refuses_several_workers():
+    finished = subprocess.run(
+        [sys.executable, "server.py", "--port", "0", "--workers", "2"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert finished.returncode == 2
+    assert "memory://" in finished.stderr
+    assert "nats://" in finished.stderr
+
+
+@pytest.fixture(scope="module")
+def nats_url(tmp_path_factory):
+    with NatsCluster(tmp_path_factory.mktemp("nats")) as nats:
+        yield nats.url
+
+
+async def test_workers_share_the_port_and_every_viewer_gets_everything(nats_url, tmp_path):
+    store = f"sqlite:///{tmp_path}/c.db"
+    with ServerProcess(store, "--workers", "2", bus_url=nats_url) as running:
+        await asyncio.to_thread(wait_until, lambda: len(worker_pids(running.pid)) == 2)
+        viewers = [
+            await open_stream(running.host, running.port, "/comments/w/stream") for _ in range(12)
+        ]
+        async with httpx.AsyncClient(base_url=running.url, timeout=30) as client:
+            await asyncio.sleep(0.5)  # let every worker finish starting
+            readers = [asyncio.create_task(viewer.events(60)) for viewer in viewers]
+            for first in range(0, 60, 10):
+                posts = [
+                    client.post("/comments/w", json={"message": f"m{n}"})
+                    for n in range(first, first + 10)
+                ]
+                assert {r.status_code for r in await asyncio.gather(*posts)} == {201}
+            for reader in readers:
+                assert [e.seq for e in await reader] == list(range(1, 61))
+            served = [connections_served(pid, running.port) for pid in worker_pids(running.pid)]
+            assert all(count > 0 for count in served), f"one worker served nothing: {served}"
+            text = (await client.get("/metrics")).text
+            assert metric(text, "livecomments_streams_open") == 12  # summed over both workers
+            assert metric(text, "livecomments_comments_posted_total") == 60
+        for viewer in viewers:
+            viewer.close()
+        assert await asyncio.to_thread(running.terminate) == 0
+
+
+async def test_a_worker_that_dies_is_restarted(nats_url, tmp_path):
+    store = f"sqlite:///{tmp_path}/c.db"
+    with ServerProcess(store, "--workers", "2", bus_url=nats_url) as running:
+        await asyncio.to_thread(wait_until, lambda: len(worker_pids(running.pid)) == 2)
+        await asyncio.sleep(5.5)  # workers that die at once are not restarted
+        victim = worker_pids(running.pid)[0]
+        os.kill(victim, signal.SIGKILL)
+        await asyncio.to_thread(
+            wait_until,
+            lambda: len(worker_pids(running.pid)) == 2 and victim not in worker_pids(running.pid),
+            10,
+        )
+        async with httpx.AsyncClient(base_url=running.url) as client:
+            for _ in range(10):
+                assert (await client.get("/healthz")).status_code == 200
