@@ -1,6 +1,6 @@
-"""Several instances on one store and a NATS cluster: every viewer, wherever it is
-connected, gets every comment exactly once and in order, also when the bus loses
-messages because a NATS server restarts mid-flow."""
+"""Several instances on one store and a NATS cluster, with nginx in front: every
+viewer, wherever it is connected, gets every comment exactly once and in order,
+also when the bus loses messages because a NATS server restarts mid-flow."""
 
 import asyncio
 import contextlib
@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tests.nats_server import NatsCluster
+from tests.nginx_server import Nginx
 from tests.server_process import ServerProcess
 from tests.sse_client import open_stream
 
@@ -81,6 +82,50 @@ async def test_every_viewer_on_every_instance_gets_every_comment_once_in_order(
         viewer.close()
 
 
+@pytest.fixture(scope="module")
+def nginx(cluster_instances, tmp_path_factory):
+    with Nginx(tmp_path_factory.mktemp("nginx"), [s.port for s in cluster_instances]) as proxy:
+        yield proxy
+
+
+async def test_viewers_through_nginx_and_direct_get_every_comment_once(
+    cluster_instances, nginx, video
+):
+    proxied = [
+        await open_stream("127.0.0.1", nginx.port, f"/comments/{video}/stream") for _ in range(3)
+    ]
+    direct = await open_viewers(cluster_instances, video, per_instance=1)
+    readers = [asyncio.create_task(received_seqs(viewer, 60)) for viewer in proxied + direct]
+    async with httpx.AsyncClient(base_url=nginx.url, timeout=30) as through_nginx:
+        for first in range(0, 30, 10):
+            posts = [
+                through_nginx.post(f"/comments/{video}", json={"message": f"n{first + i}"})
+                for i in range(10)
+            ]
+            assert {r.status_code for r in await asyncio.gather(*posts)} == {201}
+    await post_round_robin(cluster_instances, video, 30, start=30)
+    for reader in readers:
+        assert await reader == list(range(1, 61))
+    for viewer in proxied + direct:
+        viewer.close()
+
+
+async def test_nginx_sends_every_request_of_a_video_to_one_instance(
+    cluster_instances, nginx, video
+):
+    before = [await posted_count(server) for server in cluster_instances]
+    async with httpx.AsyncClient(base_url=nginx.url, timeout=30) as through_nginx:
+        for i in range(10):
+            response = await through_nginx.post(f"/comments/{video}", json={"message": f"m{i}"})
+            assert response.status_code == 201
+    after = [await posted_count(server) for server in cluster_instances]
+    assert sorted(b - a for a, b in zip(before, after, strict=True)) == [0, 0, 10]
+
+
+async def posted_count(server) -> float:
+    return await metric(server, "livecomments_comments_posted_total")
+
+
 async def test_history_is_identical_on_every_instance(cluster_instances, video):
     await post_round_robin(cluster_instances, video, 30)
     pages = []
@@ -138,15 +183,12 @@ async def test_restarting_nats_loses_no_comment_at_any_viewer(tmp_path, video):
             assert await reader == list(range(1, total + 1))
         for viewer in viewers:
             viewer.close()
-        assert sum([await filled_from_store(server) for server in servers]) > 0, (
-            "the bus lost nothing, so this run did not test recovery"
-        )
+        filled = [await metric(s, "livecomments_filled_from_store_total") for s in servers]
+        assert sum(filled) > 0, "the bus lost nothing, so this run did not test recovery"
 
 
-async def filled_from_store(server) -> float:
+async def metric(server, name: str) -> float:
     async with httpx.AsyncClient(base_url=server.url) as client:
         metrics = (await client.get("/metrics")).text
-    line = next(
-        r for r in metrics.splitlines() if r.startswith("livecomments_filled_from_store_total")
-    )
+    line = next(r for r in metrics.splitlines() if r.startswith(name + " "))
     return float(line.split()[1])
