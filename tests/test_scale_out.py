@@ -1,4 +1,4 @@
-"""Several instances on one store and a NATS cluster, with nginx in front: every
+"""Several instances on MongoDB (FerretDB) and a NATS cluster, with nginx in front: every
 viewer, wherever it is connected, gets every comment exactly once and in order,
 also when the bus loses messages because a NATS server restarts mid-flow."""
 
@@ -62,8 +62,8 @@ def nats_cluster(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def cluster_instances(nats_cluster, tmp_path_factory):
-    store_url = f"sqlite:///{tmp_path_factory.mktemp('store')}/shared.db"
+def cluster_instances(nats_cluster, mongo_server):
+    store_url = mongo_server.url("scale_out")
     urls = [nats_cluster.node_url(i) for i in range(INSTANCES)]  # each on its own NATS node
     with instances(store_url, urls) as servers:
         yield servers
@@ -164,11 +164,12 @@ async def test_long_poll_on_one_instance_sees_posts_to_another(cluster_instances
         assert (await asyncio.wait_for(waiting, 10)).json() == {"comments": [posted], "cursor": 1}
 
 
-async def test_restarting_nats_loses_no_comment_at_any_viewer(tmp_path, video):
+async def test_restarting_nats_loses_no_comment_at_any_viewer(tmp_path, mongo_server, video):
     """All instances share one NATS server, which is killed and restarted while posts flow:
     messages published meanwhile are lost by the bus and must come from the store."""
     nats = NatsCluster(tmp_path)
-    with nats, instances(f"sqlite:///{tmp_path}/shared.db", [nats.url] * INSTANCES) as servers:
+    store_url = mongo_server.url("nats_restart")
+    with nats, instances(store_url, [nats.url] * INSTANCES) as servers:
         viewers = await open_viewers(servers, video, per_instance=2)
         total = 200
         readers = [asyncio.create_task(received_seqs(viewer, total)) for viewer in viewers]
