@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 from tornado.netutil import bind_sockets
 
+from livecomments import logs
 from livecomments.config import Config, parse_config
 
 log = logging.getLogger("livecomments")
@@ -26,9 +27,7 @@ log = logging.getLogger("livecomments")
 
 def main(argv: Sequence[str] | None = None) -> int:
     config = parse_config(sys.argv[1:] if argv is None else argv, os.environ)
-    logging.basicConfig(
-        level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    logs.configure(config.log_level, config.log_format)
     if config.workers > 1 and config.bus.startswith("memory:"):
         log.error(
             "the in-process bus (memory://) cannot connect %d worker processes: "

@@ -15,6 +15,7 @@ from handlers.demo import DemoFileHandler
 from handlers.health import HealthHandler, MetricsHandler, ReadyHandler
 from handlers.poll import LongPollHandler
 from handlers.stream import StreamHandler
+from livecomments import logs
 from livecomments.config import Config
 from livecomments.hub import Hub
 from livecomments.ingest import Ingest
@@ -48,4 +49,5 @@ def make_app(
             (VIDEO + r"/poll", LongPollHandler, {"hub": hub}),
         ],
         default_handler_class=NotFoundHandler,
+        log_function=logs.log_request,
     )

@@ -9,6 +9,8 @@ import argparse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 
+from livecomments import logs
+
 
 @dataclass(frozen=True, slots=True)
 class Config:
@@ -22,6 +24,7 @@ class Config:
     ring_size: int = 1024
     max_body: int = 16 * 1024
     log_level: str = "INFO"
+    log_format: str = "text"
 
 
 MIN_RING_SIZE = 16
@@ -38,6 +41,7 @@ _HELP = {
     "ring_size": "recent comments kept in memory per active video",
     "max_body": "largest accepted POST body in bytes (larger gets 413)",
     "log_level": "DEBUG, INFO, WARNING or ERROR",
+    "log_format": "text (for a terminal) or json (one object a line, for a log pipeline)",
 }
 
 
@@ -55,6 +59,8 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
             help=f"{_HELP[field.name]} (env {env_name}, default {field.default})",
         )
     config = Config(**vars(parser.parse_args(argv)))
+    if config.log_format not in logs.FORMATS:
+        parser.error("--log-format must be text or json")
     if config.workers < 1:
         parser.error("--workers must be at least 1")
     if config.ring_size < MIN_RING_SIZE:

@@ -1,8 +1,12 @@
 """Configuration: a flag wins over its LIVECOMMENTS_* variable, which wins over the default."""
 
+import json
+
+import httpx
 import pytest
 
 from livecomments.config import Config, parse_config
+from tests.server_process import ServerProcess, wait_until
 
 
 def test_defaults_are_the_embedded_service():
@@ -35,3 +39,25 @@ def test_settings_that_could_never_deliver_are_refused(flag, value, capsys):
     with pytest.raises(SystemExit):
         parse_config([flag, value], {})
     assert flag in capsys.readouterr().err
+
+
+def test_json_logs_have_one_object_per_request(tmp_path):
+    with ServerProcess(f"sqlite:///{tmp_path}/c.db", "--log-format", "json") as running:
+        assert httpx.post(running.url + "/comments/v", json={"message": "hi"}).status_code == 201
+        assert httpx.get(running.url + "/nope").status_code == 404
+        wait_until(lambda: '"status": 404' in running.log())
+    lines = [json.loads(line) for line in running.log().splitlines()]
+    requests = [line for line in lines if line["message"] == "request"]
+    assert requests[0] | {"time": None, "duration_ms": None} == {
+        "time": None,
+        "level": "INFO",
+        "logger": "livecomments.access",
+        "message": "request",
+        "method": "POST",
+        "path": "/comments/v",
+        "status": 201,
+        "duration_ms": None,
+        "remote": "127.0.0.1",
+    }
+    assert requests[1]["level"] == "WARNING"
+    assert requests[1]["status"] == 404
