@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Protocol
 
-from livecomments import sse
+from livecomments import metrics, sse
 from livecomments.comment import Comment
 
 
@@ -132,14 +132,16 @@ class Channel:
         return self.highest_seen > self.last_seq
 
     def _release(self) -> None:
-        entries: list[Entry] = []
+        released: list[Comment] = []
         while (comment := self._held.pop(self.last_seq + 1, None)) is not None:
-            entries.append(Entry.of(comment))
+            released.append(comment)
             self.last_seq = comment.seq
-        if entries:
+        if released:
+            entries = [Entry.of(comment) for comment in released]
             self.ring.extend(entries)
             self.last_delivery = time.monotonic()
             self._fan_out(b"".join(entry.frame for entry in entries))
+            metrics.record_fan_out([comment.created_at for comment in released], len(self._viewers))
         if self.has_hole:
             self._on_hole(self)
 

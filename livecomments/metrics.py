@@ -7,12 +7,16 @@ elsewhere only increments or sets metrics; it never reads them back to decide.
 """
 
 import os
+import time
+from collections.abc import Sequence
+from datetime import datetime
 
 from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
     Gauge,
+    Histogram,
     generate_latest,
     multiprocess,
 )
@@ -29,10 +33,26 @@ FILLED_FROM_STORE = Counter(
     "livecomments_filled_from_store",
     "Comments delivered after a hole or quiet check read the store",
 )
+COMMENTS_DELIVERED = Counter(
+    "livecomments_comments_delivered", "Comments written to live SSE viewers, one per viewer"
+)
+DELIVERY_LATENCY = Histogram(
+    "livecomments_delivery_latency_seconds",
+    "From a comment's commit to its fan-out on this instance (clocks of instances may differ)",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
 BUS_ERRORS = Counter("livecomments_bus_errors", "Failed bus publishes")
 STORE_ERRORS = Counter(
     "livecomments_store_errors", "Requests answered 503 because the store failed"
 )
+
+
+def record_fan_out(created_at: Sequence[str], viewers: int) -> None:
+    """Count a released batch: its deliveries, and each comment's commit-to-fan-out time."""
+    COMMENTS_DELIVERED.inc(len(created_at) * viewers)
+    now = time.time()
+    for stamp in created_at:
+        DELIVERY_LATENCY.observe(max(0.0, now - datetime.fromisoformat(stamp).timestamp()))
 
 
 def exposition() -> bytes:

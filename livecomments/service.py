@@ -42,12 +42,8 @@ async def serve(config: Config, sockets: list[socket.socket]) -> None:
     bus = open_bus(config.bus)
     await store.open()
     await bus.open()
-    hub = Hub(
-        store,
-        bus,
-        ring_size=config.ring_size,
-        timing=HubTiming(heartbeat_interval=config.heartbeat),
-    )
+    timing = HubTiming(linger=config.linger, heartbeat_interval=config.heartbeat)
+    hub = Hub(store, bus, ring_size=config.ring_size, timing=timing)
     await hub.start()
     ingest = Ingest(store, hub.committed)
     server = HTTPServer(

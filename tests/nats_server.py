@@ -66,6 +66,13 @@ class NatsNode:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.monitor_port}/routez") as answer:
             return int(json.load(answer)["num_routes"])
 
+    def subscriptions(self, subject: str) -> int:
+        """How many subscriptions this node has on exactly `subject`."""
+        url = f"http://127.0.0.1:{self.monitor_port}/subsz?subs=1&limit=10000"
+        with urllib.request.urlopen(url) as answer:
+            listed = json.load(answer).get("subscriptions_list") or []
+        return sum(1 for sub in listed if sub["subject"] == subject)
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
