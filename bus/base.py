@@ -39,7 +39,11 @@ class Bus(Protocol):
         """Send `payload` to the subscribers of `video_id` (at most once)."""
 
     async def subscribe(self, video_id: str, handler: MessageHandler) -> Subscription:
-        """Call `handler(payload)` for each message published for `video_id`."""
+        """Call `handler(payload)` for each message published for `video_id`.
+
+        The subscription is in force when this returns: what is published after
+        that reaches `handler` (unless the bus loses it).
+        """
 
     def on_reconnect(self, handler: ReconnectHandler) -> None:
         """Call `handler()` after the bus reconnects, when messages may have been lost."""

@@ -103,9 +103,21 @@ class NatsBus:
                 pending_msgs_limit=PENDING_MESSAGES_LIMIT,
                 pending_bytes_limit=PENDING_BYTES_LIMIT,
             )
-        except NatsError as exc:
+            await self._wait_until_sent()
+        except (NatsError, TimeoutError) as exc:
             raise BusUnavailable(f"subscribe failed: {exc}") from exc
         return NatsBusSubscription(subscription)
+
+    async def _wait_until_sent(self) -> None:
+        """Return once the server has processed everything sent so far.
+
+        nats-py writes a flush's PING ahead of the commands still queued for its
+        flusher (seen on the wire: PING, PONG, then SUB), so one flush proves
+        nothing. The first flush gets the queue written; the second one's PONG
+        comes after it.
+        """
+        await self._client.flush(timeout=PING_SECONDS)
+        await self._client.flush(timeout=PING_SECONDS)
 
     def on_reconnect(self, handler: ReconnectHandler) -> None:
         self._reconnect_handlers.append(handler)
