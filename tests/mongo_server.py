@@ -14,7 +14,6 @@ test gives its stores a database of its own (`mongo_server.url("t_" + uuid)`).
 
 import gc
 import os
-import socket
 import subprocess
 import time
 import warnings
@@ -23,14 +22,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.ports import accepts, free_port, stop_process
+
 TOOLS = Path(os.environ.get("LIVECOMMENTS_TOOLS", Path.home() / ".cache/livecomments/bin"))
 FERRETDB = TOOLS / "ferretdb"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def collect_cancelled_connects() -> None:
@@ -73,30 +68,16 @@ class FerretDB:
         with (self.directory / "ferretdb.log").open("ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
-        while not self._accepts():
+        while not accepts(self.port):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"FerretDB did not start:\n{self.log()}")
             time.sleep(0.05)
 
-    def _accepts(self) -> bool:
-        try:
-            socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-        except OSError:
-            return False
-        return True
-
     def stop(self) -> None:
         """SIGTERM, then SIGKILL if it lingers; the port and the data stay for `start()`."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        if self.process is not None:
+            stop_process(self.process)
         self.process = None
 
     def log(self) -> str:

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tests.nats_server import free_port, wait_for_port
+from tests.ports import free_port, stop_process, wait_for_port
 from tests.server_process import ROOT
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -70,5 +70,4 @@ class Nginx:
 
     def __exit__(self, *exc: object) -> None:
         if self.process is not None:
-            self.process.terminate()
-            self.process.wait(10)
+            stop_process(self.process)

@@ -5,7 +5,8 @@ import asyncio
 import pytest
 
 from bus import BusUnavailable, open_bus
-from tests.nats_server import NatsCluster, free_port
+from tests.nats_server import NatsCluster
+from tests.ports import free_port
 
 
 async def test_reconnect_is_announced_and_subscriptions_survive(tmp_path):

@@ -10,7 +10,8 @@ import pytest
 
 from livecomments.comment import Draft
 from store import CommentStore, StoreUnavailable, open_store
-from tests.mongo_server import FerretDB, collect_cancelled_connects, free_port
+from tests.mongo_server import FerretDB, collect_cancelled_connects
+from tests.ports import free_port
 
 StoreFactory = Callable[[], CommentStore]
 
