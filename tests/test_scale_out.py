@@ -193,3 +193,19 @@ async def metric(server, name: str) -> float:
         metrics = (await client.get("/metrics")).text
     line = next(r for r in metrics.splitlines() if r.startswith(name + " "))
     return float(line.split()[1])
+
+
+async def test_a_retry_on_another_instance_returns_the_first_comment(cluster_instances, video):
+    headers = {"Idempotency-Key": "retry-elsewhere"}
+    body = {"message": "only once"}
+    async with (
+        httpx.AsyncClient(base_url=cluster_instances[0].url) as first,
+        httpx.AsyncClient(base_url=cluster_instances[1].url) as second,
+    ):
+        original = await first.post(f"/comments/{video}", json=body, headers=headers)
+        retried = await second.post(f"/comments/{video}", json=body, headers=headers)
+        assert original.status_code == retried.status_code == 201
+        assert retried.json() == original.json()
+        assert retried.headers["Idempotent-Replayed"] == "true"
+        history = (await second.get(f"/comments/{video}")).json()["comments"]
+        assert [c["message"] for c in history] == ["only once"]
