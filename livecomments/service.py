@@ -10,6 +10,7 @@ import asyncio
 import logging
 import signal
 import socket
+from collections.abc import Callable
 
 from tornado.httpserver import HTTPServer
 
@@ -30,11 +31,21 @@ EXIT_CANNOT_START = 2
 def run(config: Config, sockets: list[socket.socket]) -> int:
     """Serve on `sockets` until told to stop; the process exit code."""
     try:
-        asyncio.run(serve(config, sockets))
+        with asyncio.Runner(loop_factory=_fastest_loop()) as runner:
+            runner.run(serve(config, sockets))
     except (ValueError, StoreUnavailable, BusUnavailable) as exc:
         log.error("cannot start: %s", exc)
         return EXIT_CANNOT_START
     return 0
+
+
+def _fastest_loop() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when it is installed (it is a dependency on Linux), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 async def serve(config: Config, sockets: list[socket.socket]) -> None:
@@ -57,7 +68,8 @@ async def serve(config: Config, sockets: list[socket.socket]) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     host, port = sockets[0].getsockname()[:2]
-    log.info("listening on http://%s:%d/", host, port)
+    loop_kind = type(loop).__module__.partition(".")[0]
+    log.info("listening on http://%s:%d/ (%s event loop)", host, port, loop_kind)
     await stopping.wait()
     log.info("shutting down")
     server.stop()
