@@ -54,6 +54,8 @@ class ApiHandler(RequestHandler):
         error = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(error, ApiError):
             code, message = error.code, error.message
+            if error.retry_after is not None:
+                self.set_header("Retry-After", str(error.retry_after))
         elif isinstance(error, StoreUnavailable):
             code, message = "store_unavailable", "the comment store is unavailable; try again"
         else:

@@ -7,6 +7,8 @@ scrolls back (newest first), `after=N` catches up (oldest first); paging is
 stable while comments are added because `seq` never changes.
 """
 
+import time
+from math import ceil
 from typing import Any
 
 from tornado.web import stream_request_body
@@ -16,15 +18,19 @@ from livecomments import metrics, validation
 from livecomments.comment import Appended, Comment, Draft, encode_json
 from livecomments.errors import ApiError
 from livecomments.ingest import Ingest
+from livecomments.limits import PostLimiter
 from store import CommentStore
 
 
 @stream_request_body
 class CommentsHandler(ApiHandler):
-    def initialize(self, ingest: Ingest, store: CommentStore, max_body: int) -> None:
+    def initialize(
+        self, ingest: Ingest, store: CommentStore, max_body: int, post_limiter: PostLimiter
+    ) -> None:
         self._ingest = ingest
         self._store = store
         self._max_body = max_body
+        self._post_limiter = post_limiter
         self._body = bytearray()
         self._body_too_large = False
 
@@ -50,6 +56,11 @@ class CommentsHandler(ApiHandler):
         draft = validation.parse_draft(
             bytes(self._body), self.request.headers.get("Idempotency-Key")
         )
+        wait = self._post_limiter.wait_needed(self.request.remote_ip or "", time.monotonic())
+        if wait:
+            raise ApiError(
+                429, "rate_limited", "too many comments from this address; slow down", ceil(wait)
+            )
         appended = await self._ingest.post(video_id, draft)
         _check_replay(draft, appended)
         if appended.created:

@@ -18,7 +18,9 @@ from tornado.http1connection import HTTP1Connection
 
 from handlers.base import ApiHandler
 from livecomments import metrics, sse, validation
+from livecomments.errors import ApiError
 from livecomments.hub import Hub
+from livecomments.limits import StreamCounter
 from store import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -28,9 +30,10 @@ KERNEL_SEND_BUFFER = 128 * 1024
 
 
 class StreamHandler(ApiHandler):
-    def initialize(self, hub: Hub, viewer_buffer: int) -> None:
+    def initialize(self, hub: Hub, viewer_buffer: int, streams: StreamCounter) -> None:
         self._hub = hub
         self._viewer_buffer = viewer_buffer
+        self._streams = streams
         self._queued = 0  # bytes written to the handler, not yet handed to the connection
         self._in_flight = 0  # bytes of the flush under way
         self._flushing: asyncio.Future[None] | None = None
@@ -43,6 +46,15 @@ class StreamHandler(ApiHandler):
     async def get(self, video_id: str) -> None:
         validation.check_video_id(video_id)
         cursor = self._resume_cursor()
+        client = self.request.remote_ip or ""
+        if not self._streams.try_open(client):
+            raise ApiError(429, "too_many_streams", "too many open streams from this address")
+        try:
+            await self._serve(video_id, cursor)
+        finally:
+            self._streams.close(client)
+
+    async def _serve(self, video_id: str, cursor: int | None) -> None:
         channel = await self._hub.join(video_id)
         metrics.STREAMS_OPEN.inc()
         try:

@@ -19,6 +19,7 @@ from livecomments import logs
 from livecomments.config import Config
 from livecomments.hub import Hub
 from livecomments.ingest import Ingest
+from livecomments.limits import PostLimiter, StreamCounter
 from store import CommentStore
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -29,6 +30,17 @@ def make_app(
     config: Config, store: CommentStore, bus: Bus, hub: Hub, ingest: Ingest
 ) -> Application:
     static = {"path": str(STATIC_DIR), "default_filename": "index.html"}
+    comments = {
+        "ingest": ingest,
+        "store": store,
+        "max_body": config.max_body,
+        "post_limiter": PostLimiter(config.post_rate, config.post_burst),
+    }
+    stream = {
+        "hub": hub,
+        "viewer_buffer": config.viewer_buffer,
+        "streams": StreamCounter(config.max_streams_per_ip),
+    }
     return Application(
         [
             (r"/()", DemoFileHandler, static),
@@ -36,16 +48,8 @@ def make_app(
             (r"/healthz", HealthHandler),
             (r"/readyz", ReadyHandler, {"store": store, "bus": bus}),
             (r"/metrics", MetricsHandler),
-            (
-                VIDEO,
-                CommentsHandler,
-                {"ingest": ingest, "store": store, "max_body": config.max_body},
-            ),
-            (
-                VIDEO + r"/stream",
-                StreamHandler,
-                {"hub": hub, "viewer_buffer": config.viewer_buffer},
-            ),
+            (VIDEO, CommentsHandler, comments),
+            (VIDEO + r"/stream", StreamHandler, stream),
             (VIDEO + r"/poll", LongPollHandler, {"hub": hub}),
         ],
         default_handler_class=NotFoundHandler,

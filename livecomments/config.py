@@ -24,6 +24,12 @@ class Config:
     viewer_buffer: int = 1024 * 1024
     ring_size: int = 1024
     max_body: int = 16 * 1024
+    max_header: int = 16 * 1024
+    request_timeout: float = 15.0
+    post_rate: float = 0.0
+    post_burst: int = 20
+    max_streams_per_ip: int = 0
+    trust_proxy: bool = False
     log_level: str = "INFO"
     log_format: str = "text"
 
@@ -42,6 +48,12 @@ _HELP = {
     "viewer_buffer": "unsent bytes after which a slow viewer is cut off",
     "ring_size": "recent comments kept in memory per active video",
     "max_body": "largest accepted POST body in bytes (larger gets 413)",
+    "max_header": "largest accepted request head in bytes (larger: the connection is closed)",
+    "request_timeout": "seconds a client may take to send a request's head, and its body",
+    "post_rate": "posts a second per client address, refilled continuously (0: no limit)",
+    "post_burst": "posts a client address may make at once before --post-rate applies",
+    "max_streams_per_ip": "open SSE streams per client address (0: no limit)",
+    "trust_proxy": "true behind a proxy such as nginx: the client address is X-Forwarded-For",
     "log_level": "DEBUG, INFO, WARNING or ERROR",
     "log_format": "text (for a terminal) or json (one object a line, for a log pipeline)",
 }
@@ -51,7 +63,7 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
     """Build the `Config` from flags and `LIVECOMMENTS_*` environment variables."""
     parser = argparse.ArgumentParser(prog="server.py", description="Run the livecomments service.")
     for field in fields(Config):
-        kind = field.type if isinstance(field.type, type) else str
+        kind = _parse_bool if field.type is bool else field.type
         env_name = "LIVECOMMENTS_" + field.name.upper()
         parser.add_argument(
             "--" + field.name.replace("_", "-"),
@@ -61,6 +73,8 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
             help=f"{_HELP[field.name]} (env {env_name}, default {field.default})",
         )
     config = Config(**vars(parser.parse_args(argv)))
+    if config.post_burst < 1:
+        parser.error("--post-burst must be at least 1")
     if config.log_format not in logs.FORMATS:
         parser.error("--log-format must be text or json")
     if config.workers < 1:
@@ -70,3 +84,11 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
     if config.viewer_buffer < MIN_VIEWER_BUFFER:
         parser.error(f"--viewer-buffer must be at least {MIN_VIEWER_BUFFER} bytes")
     return config
+
+
+def _parse_bool(value: str) -> bool:
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, not {value!r}")

@@ -9,8 +9,11 @@ internal details (paths, SQL, stack traces) in `message`.
 class ApiError(Exception):
     """A client-facing failure: `status` is the HTTP status, `code` is stable."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, retry_after: int | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.retry_after = retry_after  # seconds, sent as Retry-After

@@ -60,7 +60,10 @@ async def serve(config: Config, sockets: list[socket.socket]) -> None:
     server = HTTPServer(
         make_app(config, store, bus, hub, ingest),
         max_body_size=max(HARD_BODY_LIMIT, config.max_body),
-        idle_connection_timeout=75,
+        max_header_size=config.max_header,
+        idle_connection_timeout=config.request_timeout,  # also the limit for a request's head
+        body_timeout=config.request_timeout,
+        xheaders=config.trust_proxy,
     )
     server.add_sockets(sockets)
     stopping = asyncio.Event()

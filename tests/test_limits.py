@@ -1,0 +1,160 @@
+"""Per-client limits against a real server: post rate (429 + Retry-After), open streams per
+address, request head size, and clients that send a request too slowly (slowloris)."""
+
+import asyncio
+import socket
+import time
+
+import httpx
+import pytest
+
+from livecomments.limits import PostLimiter, StreamCounter
+from tests.server_process import ServerProcess
+from tests.sse_client import open_stream
+
+
+def test_bucket_refills_at_the_rate_and_caps_at_the_burst():
+    limiter = PostLimiter(rate=2.0, burst=2)
+    assert [limiter.wait_needed("a", now=0.0) for _ in range(3)] == [0.0, 0.0, 0.5]
+    assert limiter.wait_needed("a", now=0.5) == 0.0
+    assert limiter.wait_needed("b", now=0.5) == 0.0  # another client has its own bucket
+    assert [limiter.wait_needed("c", now=100.0) for _ in range(3)] == [0.0, 0.0, 0.5]
+
+
+def test_tracked_clients_are_bounded():
+    limiter = PostLimiter(rate=1.0, burst=1, max_clients=10)
+    for n in range(1000):
+        limiter.wait_needed(f"client-{n}", now=0.0)
+    assert len(limiter._buckets) == 10
+
+
+def test_stream_counter_frees_a_place_on_close():
+    streams = StreamCounter(limit=1)
+    assert streams.try_open("a")
+    assert not streams.try_open("a")
+    assert streams.try_open("b")
+    streams.close("a")
+    assert streams.try_open("a")
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory):
+    args = ["--post-rate", "1", "--post-burst", "3", "--max-streams-per-ip", "2"]
+    args += ["--request-timeout", "1", "--max-header", "4096"]
+    store = f"sqlite:///{tmp_path_factory.mktemp('store')}/c.db"
+    with ServerProcess(store, *args) as running:
+        yield running
+
+
+def client_from(server, address: str) -> httpx.AsyncClient:
+    transport = httpx.AsyncHTTPTransport(local_address=address)
+    return httpx.AsyncClient(base_url=server.url, transport=transport, timeout=10)
+
+
+async def test_posting_too_fast_gets_429_with_retry_after(limited, video):
+    async with (
+        client_from(limited, "127.0.0.2") as client,
+        client_from(limited, "127.0.0.3") as other,
+    ):
+        statuses = [
+            (await client.post(f"/comments/{video}", json={"message": f"m{i}"})).status_code
+            for i in range(3)
+        ]
+        assert statuses == [201, 201, 201]
+        refused = await client.post(f"/comments/{video}", json={"message": "too fast"})
+        assert refused.status_code == 429
+        assert refused.json()["error"]["code"] == "rate_limited"
+        assert int(refused.headers["Retry-After"]) >= 1
+        assert (
+            await other.post(f"/comments/{video}", json={"message": "other"})
+        ).status_code == 201
+        await asyncio.sleep(1.1)
+        assert (
+            await client.post(f"/comments/{video}", json={"message": "later"})
+        ).status_code == 201
+        history = (await client.get(f"/comments/{video}", params={"after": 0})).json()["comments"]
+        assert [c["message"] for c in history] == ["m0", "m1", "m2", "other", "later"]
+
+
+async def test_forwarded_for_is_ignored_unless_the_proxy_is_trusted(limited, video):
+    async with client_from(limited, "127.0.0.4") as client:
+        statuses = [
+            (
+                await client.post(
+                    f"/comments/{video}",
+                    json={"message": f"m{i}"},
+                    headers={"X-Forwarded-For": f"10.0.0.{i}"},
+                )
+            ).status_code
+            for i in range(4)
+        ]
+    assert statuses == [201, 201, 201, 429]
+
+
+async def test_trusted_proxy_limits_each_forwarded_client(tmp_path, video):
+    args = ("--post-rate", "1", "--post-burst", "1", "--trust-proxy", "true")
+    with ServerProcess(f"sqlite:///{tmp_path}/c.db", *args) as running:
+        async with httpx.AsyncClient(base_url=running.url) as proxy:
+
+            def post(client_address: str):
+                return proxy.post(
+                    f"/comments/{video}",
+                    json={"message": "hi"},
+                    headers={"X-Forwarded-For": client_address},
+                )
+
+            assert (await post("10.0.0.1")).status_code == 201
+            assert (await post("10.0.0.2")).status_code == 201
+            assert (await post("10.0.0.1")).status_code == 429
+
+
+async def test_open_streams_per_address_are_capped(limited, video):
+    path = f"/comments/{video}/stream"
+    first = await open_stream(limited.host, limited.port, path)
+    second = await open_stream(limited.host, limited.port, path)
+    third = await open_stream(limited.host, limited.port, path)
+    assert (first.status, second.status, third.status) == (200, 200, 429)
+    assert third.headers["content-type"].startswith("application/json")
+    first.close()
+    third.close()
+    for _ in range(50):
+        fourth = await open_stream(limited.host, limited.port, path)
+        fourth.close()
+        if fourth.status == 200:
+            break
+        await asyncio.sleep(0.05)
+    assert fourth.status == 200
+    second.close()
+
+
+def read_until_closed(sock: socket.socket, seconds: float) -> tuple[bytes, float]:
+    """Everything the server sends until it closes, and how long that took."""
+    started = time.monotonic()
+    sock.settimeout(seconds)
+    received = b""
+    while chunk := sock.recv(65536):
+        received += chunk
+    return received, time.monotonic() - started
+
+
+def test_an_oversize_request_head_is_refused_and_the_server_lives_on(limited):
+    with socket.create_connection((limited.host, limited.port)) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 8000 + b"\r\n\r\n")
+        received, _ = read_until_closed(sock, 5)
+    assert b"200 OK" not in received
+    assert httpx.get(limited.url + "/healthz").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "partial",
+    [
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n",  # the head never ends
+        b"POST /comments/v HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{",  # nor the body
+    ],
+)
+def test_a_client_that_sends_too_slowly_is_disconnected(limited, partial):
+    with socket.create_connection((limited.host, limited.port)) as sock:
+        sock.sendall(partial)
+        received, waited = read_until_closed(sock, 10)
+    assert waited < 5  # --request-timeout 1
+    assert b"201" not in received
