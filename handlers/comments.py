@@ -3,8 +3,9 @@
 The body is read as a stream so an oversize body is refused with 413 without
 being held in memory. A 201 is sent only after the store committed the
 comment. History pages by `seq`: no cursor gives the newest page, `before=N`
-scrolls back (newest first), `after=N` catches up (oldest first); paging is
-stable while comments are added because `seq` never changes.
+scrolls back (newest first), `after=N` catches up (oldest first), and both
+together read the range between them, oldest first; paging is stable while
+comments are added because `seq` never changes.
 """
 
 import time
@@ -76,10 +77,8 @@ class CommentsHandler(ApiHandler):
         before = self._cursor("before", minimum=1)
         after = self._cursor("after", minimum=0)
         limit = validation.parse_limit(self.get_query_argument("limit", None))
-        if before is not None and after is not None:
-            raise validation.bad_request("invalid_cursor", "use 'before' or 'after', not both")
         if after is not None:
-            comments = await self._store.page_after(video_id, after, limit + 1)
+            comments = await self._store.page_after(video_id, after, limit + 1, before)
         else:
             comments = await self._store.page_before(video_id, before, limit + 1)
         page = comments[:limit]

@@ -1,4 +1,5 @@
-"""`GET /healthz` (the process is up), `GET /readyz` (store and bus answer), `GET /metrics`.
+"""`GET /healthz` (the process is up), `GET /readyz` (store and bus answer), `GET /metrics`,
+and `GET /openapi.json`.
 
 Readiness asks the store and the bus each with a short deadline, so a load
 balancer stops sending traffic to an instance that could not commit or fan out.
@@ -11,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from bus import Bus
 from handlers.base import ApiHandler
-from livecomments import metrics
+from livecomments import metrics, openapi
 from livecomments.comment import encode_json
 from store import CommentStore
 
@@ -46,3 +47,10 @@ class MetricsHandler(ApiHandler):
     def get(self) -> None:
         self.set_header("Content-Type", CONTENT_TYPE_LATEST)
         self.finish(metrics.exposition())
+
+
+class OpenApiHandler(ApiHandler):
+    """`GET /openapi.json`: the API description (livecomments/openapi.py)."""
+
+    def get(self) -> None:
+        self.send_json(200, openapi.document())

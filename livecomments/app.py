@@ -12,7 +12,7 @@ from bus import Bus
 from handlers.base import NotFoundHandler
 from handlers.comments import CommentsHandler
 from handlers.demo import DemoFileHandler
-from handlers.health import HealthHandler, MetricsHandler, ReadyHandler
+from handlers.health import HealthHandler, MetricsHandler, OpenApiHandler, ReadyHandler
 from handlers.poll import LongPollHandler
 from handlers.stream import StreamHandler
 from livecomments import logs
@@ -48,6 +48,7 @@ def make_app(
             (r"/healthz", HealthHandler),
             (r"/readyz", ReadyHandler, {"store": store, "bus": bus}),
             (r"/metrics", MetricsHandler),
+            (r"/openapi.json", OpenApiHandler),
             (VIDEO, CommentsHandler, comments),
             (VIDEO + r"/stream", StreamHandler, stream),
             (VIDEO + r"/poll", LongPollHandler, {"hub": hub}),

@@ -27,10 +27,13 @@ MAX_PAGE_LIMIT = 200
 DEFAULT_POLL_TIMEOUT = 25.0
 MAX_POLL_TIMEOUT = 60.0
 
-# C0 controls other than tab and newline, DEL, and C1 controls.
-_MESSAGE_FORBIDDEN = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-# An author name is one line: no controls at all.
-_AUTHOR_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Regex character ranges, also published in the OpenAPI description. A message may not
+# hold C0 controls other than tab and newline, DEL, or C1 controls; an author name is one
+# line, so no controls at all.
+MESSAGE_FORBIDDEN_CHARS = r"\x00-\x08\x0b-\x1f\x7f-\x9f"
+AUTHOR_FORBIDDEN_CHARS = r"\x00-\x1f\x7f-\x9f"
+_MESSAGE_FORBIDDEN = re.compile(f"[{MESSAGE_FORBIDDEN_CHARS}]")
+_AUTHOR_FORBIDDEN = re.compile(f"[{AUTHOR_FORBIDDEN_CHARS}]")
 _DIGITS = re.compile(r"[0-9]{1,16}")
 
 

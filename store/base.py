@@ -41,5 +41,7 @@ class CommentStore(Protocol):
     async def page_before(self, video_id: str, before: int | None, limit: int) -> list[Comment]:
         """Up to `limit` comments with `seq < before` (all if None), newest first."""
 
-    async def page_after(self, video_id: str, after: int, limit: int) -> list[Comment]:
-        """Up to `limit` comments with `seq > after`, oldest first."""
+    async def page_after(
+        self, video_id: str, after: int, limit: int, before: int | None = None
+    ) -> list[Comment]:
+        """Up to `limit` comments with `seq > after` (and `< before` if given), oldest first."""

@@ -106,8 +106,11 @@ class MongoStore:
             query["seq"] = {"$lt": before}
         return await self._page(query, DESCENDING, limit)
 
-    async def page_after(self, video_id: str, after: int, limit: int) -> list[Comment]:
-        return await self._page({"video_id": video_id, "seq": {"$gt": after}}, ASCENDING, limit)
+    async def page_after(
+        self, video_id: str, after: int, limit: int, before: int | None = None
+    ) -> list[Comment]:
+        seq: Document = {"$gt": after} if before is None else {"$gt": after, "$lt": before}
+        return await self._page({"video_id": video_id, "seq": seq}, ASCENDING, limit)
 
     async def _page(self, query: Document, order: int, limit: int) -> list[Comment]:
         if limit <= 0:  # MongoDB reads limit 0 as "no limit"

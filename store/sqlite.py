@@ -82,12 +82,17 @@ class SQLiteStore:
         )
         return await self._reader.run(lambda db: _comments(db, sql, (video_id, bound, limit)))
 
-    async def page_after(self, video_id: str, after: int, limit: int) -> list[Comment]:
+    async def page_after(
+        self, video_id: str, after: int, limit: int, before: int | None = None
+    ) -> list[Comment]:
+        bound = before if before is not None else 2**63 - 1
         sql = (
-            f"SELECT {_COLUMNS} FROM comments WHERE video_id = ? AND seq > ? "
+            f"SELECT {_COLUMNS} FROM comments WHERE video_id = ? AND seq > ? AND seq < ? "
             "ORDER BY seq ASC LIMIT ?"
         )
-        return await self._reader.run(lambda db: _comments(db, sql, (video_id, after, limit)))
+        return await self._reader.run(
+            lambda db: _comments(db, sql, (video_id, after, bound, limit))
+        )
 
 
 class _ConnectionThread:

@@ -136,3 +136,16 @@ async def test_demo_page_is_served(client):
     assert "/static/app.js" in response.text
     script = await client.get("/static/app.js")
     assert script.status_code == 200
+
+
+async def test_history_between_two_cursors_reads_the_range(client, video):
+    for i in range(1, 11):
+        await post_comment(client, video, f"m{i}")
+    page = (
+        await client.get(f"/comments/{video}", params={"after": 2, "before": 9, "limit": 4})
+    ).json()
+    assert [c["seq"] for c in page["comments"]] == [3, 4, 5, 6]
+    assert page["next_cursor"] == 6
+    rest = (await client.get(f"/comments/{video}", params={"after": 6, "before": 9})).json()
+    assert [c["seq"] for c in rest["comments"]] == [7, 8]
+    assert rest["next_cursor"] is None

@@ -64,6 +64,8 @@ async def test_pages_before_and_after(store):
     assert [c.seq for c in await store.page_after("v", 8, 5)] == [9, 10]
     assert await store.page_after("v", 10, 5) == []
     assert await store.page_before("v", 1, 5) == []
+    assert [c.seq for c in await store.page_after("v", 3, 10, before=7)] == [4, 5, 6]
+    assert await store.page_after("v", 3, 10, before=4) == []
 
 
 async def test_idempotency_key_replays_the_stored_comment(store):
