@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint system-deps
+.PHONY: run test lint system-deps bench
 
 run: $(VENV)/.run-deps
 	$(BIN)/python server.py
@@ -22,6 +22,23 @@ lint: $(VENV)/.test-deps
 
 system-deps:
 	scripts/install-test-services
+
+# The fan-out benchmark against nchan (see BENCHMARKS.md); never part of `make test`.
+bench:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[bench]'
+	@missing=""; \
+	 { command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; } || missing="$$missing nginx"; \
+	 [ -f /usr/lib/nginx/modules/ngx_nchan_module.so ] || missing="$$missing libnginx-mod-nchan"; \
+	 { command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ]; } || missing="$$missing nats-server"; \
+	 if [ -n "$$missing" ]; then \
+	   sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+	   echo "installing$$missing with apt-get"; \
+	   $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing; \
+	 fi
+	[ -x "$${LIVECOMMENTS_TOOLS:-$$HOME/.cache/livecomments/bin}/ferretdb" ] || scripts/install-ferretdb
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 $(VENV)/.run-deps: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)

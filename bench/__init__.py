@@ -1,0 +1,1 @@
+"""The fan-out benchmark: livecomments against nchan on the same box (`python -m bench.run`)."""

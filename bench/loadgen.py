@@ -1,0 +1,211 @@
+"""The SSE load generator: one process holding many viewer connections, cheaply.
+
+Owns opening N SSE connections to one URL (each bound to a source address in
+127.0.0.2.., so ephemeral ports never run out), counting events on all of them
+with a byte search per read (`bench.sse.count_events`), and fully parsing a
+few "sampled" connections: end-to-end latency from the stamp in each message,
+and holes, duplicates and reordering per publishing lane. It uses raw asyncio
+protocols on uvloop, because it shares the two cores with the server.
+
+The runner drives it over stdin/stdout, one JSON object a line:
+
+    {"cmd": "mark", "since_ns": T}  -> {"events": n}   latency counts stamps >= T from now on
+                                                       ("clear": false keeps what it counted)
+    {"cmd": "report"}               -> {"events": ..., "per_conn_min": ..., "latency_hist": ...}
+    {"cmd": "quit"}                 -> exits
+
+It prints {"ready": connected, "failed": n} once every connection answered.
+It never sends anything but its GET requests, and only to the loopback address it is given.
+"""
+
+import argparse
+import asyncio
+import json
+import math
+import resource
+import socket
+import sys
+import time
+
+from bench.sse import ChunkedBody, EventParser, LaneChecker, Stamp, count_events
+
+IP_BIND_ADDRESS_NO_PORT = 24  # Linux: pick the source port at connect, per destination
+HIST_BASE = 1.02  # latency histogram buckets are 2% wide
+
+
+def bucket_of(latency_ms: float) -> int:
+    return int(math.log(max(latency_ms, 0.01)) / math.log(HIST_BASE))
+
+
+def bucket_value(bucket: int) -> float:
+    return float(HIST_BASE ** (bucket + 1))  # upper edge: percentiles err on the slow side
+
+
+class Viewer(asyncio.Protocol):
+    """One SSE connection; counts events, and parses them fully when sampled."""
+
+    def __init__(self, request: bytes, sampled: bool, group: "ViewerGroup") -> None:
+        self.request = request
+        self.sampled = sampled
+        self.group = group
+        self.events = 0
+        self.carry = b""
+        self.head = b""
+        self.in_body = False
+        self.status = 0
+        self.closed = False
+        self.chunked: ChunkedBody | None = None
+        self.parser = EventParser() if sampled else None
+        self.lanes = LaneChecker() if sampled else None
+        self.answered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.write(self.request)  # type: ignore[attr-defined]
+
+    def data_received(self, data: bytes) -> None:
+        if not self.in_body:
+            self.head += data
+            end = self.head.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head, data = self.head[:end], self.head[end + 4 :]
+            self.head = b""
+            self.in_body = True
+            self.status = int(head.split(b" ", 2)[1])
+            if b"transfer-encoding: chunked" in head.lower():
+                self.chunked = ChunkedBody()
+            if not self.answered.done():
+                self.answered.set_result(None)
+        if self.parser is None:
+            self.carry, count = count_events(self.carry, data)
+            self.events += count
+            return
+        body = self.chunked.feed(data) if self.chunked is not None else data
+        for _, payload in self.parser.feed(body):
+            self.events += 1
+            stamp = Stamp.find(payload)
+            if stamp is None:
+                self.group.unstamped += 1
+                continue
+            assert self.lanes is not None
+            self.lanes.see(stamp)
+            if stamp.sent_ns >= self.group.since_ns:
+                latency_ms = (time.time_ns() - stamp.sent_ns) / 1e6
+                bucket = bucket_of(latency_ms)
+                self.group.hist[bucket] = self.group.hist.get(bucket, 0) + 1
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if not self.answered.done():
+            self.answered.set_result(None)
+
+
+class ViewerGroup:
+    def __init__(self) -> None:
+        self.viewers: list[Viewer] = []
+        self.since_ns = 1 << 62  # no latency is recorded before the first mark
+        self.hist: dict[int, int] = {}
+        self.unstamped = 0
+
+    def report(self) -> dict[str, object]:
+        counted = [v.events for v in self.viewers]
+        sampled = [v for v in self.viewers if v.sampled]
+        lanes: dict[str, int] = {}  # per lane, the lowest next index over sampled viewers
+        for viewer in sampled:
+            assert viewer.lanes is not None
+            for lane, index in viewer.lanes.next_index.items():
+                lanes[str(lane)] = min(lanes.get(str(lane), index), index)
+        return {
+            "events": sum(counted),
+            "per_conn_min": min(counted, default=0),
+            "per_conn_max": max(counted, default=0),
+            "closed": sum(1 for v in self.viewers if v.closed),
+            "latency_hist": {str(k): n for k, n in self.hist.items()},
+            "holes": sum(v.lanes.holes for v in sampled if v.lanes),
+            "duplicates": sum(v.lanes.duplicates for v in sampled if v.lanes),
+            "reordered": sum(v.lanes.reordered for v in sampled if v.lanes),
+            "unstamped": self.unstamped,
+            "sampled_lane_next": lanes,
+            "sampled_events_min": min((v.events for v in sampled), default=0),
+        }
+
+
+def raise_file_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+async def open_viewers(args: argparse.Namespace, group: ViewerGroup) -> None:
+    loop = asyncio.get_running_loop()
+    request = (
+        f"GET {args.path} HTTP/1.1\r\nHost: {args.host}:{args.port}\r\n"
+        "Accept: text/event-stream\r\n\r\n"
+    ).encode()
+    for index in range(args.conns):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+        sock.bind((f"127.0.0.{args.first_source + index % args.sources}", 0))
+        sock.setblocking(False)
+        try:
+            await loop.sock_connect(sock, (args.host, args.port))
+        except OSError:
+            sock.close()
+            continue
+        viewer = Viewer(request, index < args.sample, group)
+        await loop.create_connection(lambda v=viewer: v, sock=sock)  # type: ignore[misc]
+        group.viewers.append(viewer)
+        if index % 200 == 199:
+            await asyncio.sleep(0)  # let the server keep up with the accepts
+    if group.viewers:
+        await asyncio.wait([v.answered for v in group.viewers], timeout=30)
+
+
+async def serve_commands(group: ViewerGroup) -> None:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while line := await reader.readline():
+        command = json.loads(line)
+        if command["cmd"] == "mark":
+            group.since_ns = int(command["since_ns"])
+            if command.get("clear", True):
+                group.hist.clear()
+            answer: dict[str, object] = {"events": sum(v.events for v in group.viewers)}
+        elif command["cmd"] == "report":
+            answer = group.report()
+        else:
+            break
+        sys.stdout.write(json.dumps(answer) + "\n")
+        sys.stdout.flush()
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    group = ViewerGroup()
+    await open_viewers(args, group)
+    ok = sum(1 for v in group.viewers if 200 <= v.status < 300 and not v.closed)
+    sys.stdout.write(json.dumps({"ready": ok, "failed": args.conns - ok}) + "\n")
+    sys.stdout.flush()
+    await serve_commands(group)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--path", required=True)
+    parser.add_argument("--conns", type=int, required=True)
+    parser.add_argument("--sample", type=int, default=10)
+    parser.add_argument("--first-source", type=int, default=2)
+    parser.add_argument("--sources", type=int, default=20)
+    args = parser.parse_args()
+    if not args.host.startswith("127."):
+        parser.error("only loopback addresses may be targeted")
+    raise_file_limit()
+    import uvloop
+
+    uvloop.run(main_async(args))
+
+
+if __name__ == "__main__":
+    main()

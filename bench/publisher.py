@@ -1,0 +1,162 @@
+"""The publisher: posts stamped comments into one video at a fixed rate R.
+
+Owns pacing and the post latency. Messages are due at t0 + n/R (open loop);
+each of `lanes` keep-alive HTTP/1.1 connections takes the next due message
+whenever it is free, and waits for the answer before its next post, so a
+lane's messages are committed in the order it sent them (what the viewers'
+`LaneChecker` relies on). Post latency runs from the moment a message was
+due, not when it was sent, so a server that makes the publisher fall behind
+is charged for the wait (no coordinated omission). For the same reason the
+stamp's time is when the message was due, so the viewers' end-to-end latency
+includes any wait in the publisher too.
+
+    publisher = Publisher(Target.livecomments(port, "v1"), rate=1000, lanes=16)
+    await publisher.run(seconds=10)
+"""
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+
+from bench.sse import Stamp
+
+
+@dataclass(frozen=True)
+class Target:
+    """How to post one message to a server."""
+
+    port: int
+    path: str
+    json_body: bool  # livecomments takes {"message": ...}; nchan takes the raw text
+
+    @classmethod
+    def livecomments(cls, port: int, video: str) -> "Target":
+        return cls(port, f"/comments/{video}", True)
+
+    @classmethod
+    def nchan(cls, port: int, video: str) -> "Target":
+        return cls(port, f"/pub?id={video}", False)
+
+    def request(self, message: str) -> bytes:
+        if self.json_body:
+            body = json.dumps({"message": message, "author": "bench"}).encode()
+            kind = b"application/json"
+        else:
+            body, kind = message.encode(), b"text/plain"
+        head = b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
+        return head % (self.path.encode(), kind, len(body)) + b"\r\n" + body
+
+
+class Lane(asyncio.Protocol):
+    """One keep-alive connection: one post at a time; resolves on the whole answer."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffer = b""
+        self.answer: asyncio.Future[int] | None = None
+        self.lost = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is no asyncio.Transport
+
+    def post(self, request: bytes) -> "asyncio.Future[int]":
+        assert self.transport is not None
+        self.answer = asyncio.get_running_loop().create_future()
+        self.transport.write(request)
+        return self.answer
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        head = self.buffer[:end].lower()
+        length = 0
+        at = head.find(b"content-length:")
+        if at >= 0:
+            length = int(head[at + 15 :].split(b"\r\n", 1)[0])
+        elif b"transfer-encoding: chunked" in head:
+            if not self.buffer.endswith(b"0\r\n\r\n"):
+                return
+            length = len(self.buffer) - end - 4
+        if len(self.buffer) < end + 4 + length:
+            return
+        status = int(head.split(b" ", 2)[1])
+        self.buffer = self.buffer[end + 4 + length :]
+        if self.answer is not None and not self.answer.done():
+            self.answer.set_result(status)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        if self.answer is not None and not self.answer.done():
+            self.answer.set_result(0)
+
+
+@dataclass
+class PublishResult:
+    due: int = 0  # messages whose time came within the run
+    sent: int = 0
+    acknowledged: int = 0  # 2xx answers
+    failed: int = 0
+    elapsed_s: float = 0.0  # from the first message due to the last answer
+    per_lane_acknowledged: dict[int, int] = field(default_factory=dict)
+    latencies_ms: list[float] = field(default_factory=list)  # only those due after `since`
+
+
+class Publisher:
+    def __init__(self, target: Target, rate: float, lanes: int) -> None:
+        self.target = target
+        self.rate = rate
+        self.lanes = lanes
+        self.result = PublishResult()
+        self.measure_since = float("inf")  # monotonic time from which latencies count
+
+    async def run(self, seconds: float) -> PublishResult:
+        loop = asyncio.get_running_loop()
+        lanes = []
+        for _ in range(self.lanes):
+            _, lane = await loop.create_connection(Lane, "127.0.0.1", self.target.port)
+            lanes.append(lane)
+        start, start_ns = time.monotonic(), time.time_ns()
+        total = int(seconds * self.rate)
+        queue: asyncio.Queue[int] = asyncio.Queue()
+
+        async def pace() -> None:
+            for n in range(total):
+                due = start + n / self.rate
+                delay = due - time.monotonic()
+                if delay > 0.0005:
+                    await asyncio.sleep(delay)
+                queue.put_nowait(n)
+                self.result.due += 1
+            for _ in lanes:
+                queue.put_nowait(-1)
+
+        async def work(index: int, lane: Lane) -> None:
+            sent = 0
+            while (n := await queue.get()) >= 0:
+                if lane.lost:
+                    self.result.failed += 1
+                    continue
+                due = start + n / self.rate
+                stamp = Stamp(start_ns + int(n * 1e9 / self.rate), index, sent)
+                status = await lane.post(self.target.request(stamp.text()))
+                sent += 1
+                self.result.sent += 1
+                if 200 <= status < 300:
+                    self.result.acknowledged += 1
+                    self.result.per_lane_acknowledged[index] = sent
+                else:
+                    self.result.failed += 1
+                if due >= self.measure_since:
+                    self.result.latencies_ms.append((time.monotonic() - due) * 1000)
+
+        try:
+            await asyncio.gather(pace(), *(work(i, lane) for i, lane in enumerate(lanes)))
+        finally:
+            for lane in lanes:
+                if lane.transport is not None:
+                    lane.transport.close()
+        self.result.elapsed_s = time.monotonic() - start
+        return self.result

@@ -1,0 +1,227 @@
+"""Turning bench/results/results.json into the tables and PNG plots BENCHMARKS.md shows.
+
+Owns the summary arithmetic (largest passing N, min/median over repetitions,
+ratios, targets met) and the matplotlib figures. Never runs a server.
+
+    python -m bench.report bench/results/results.json   # rewrite summary.md and the PNGs
+"""
+
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+SERVERS = ("livecomments", "nchan")
+
+
+def _reps(points: list[dict[str, Any]]) -> list[int]:
+    return sorted({int(p["rep"]) for p in points})
+
+
+def largest_passing(points: list[dict[str, Any]], server: str, rep: int, key: str) -> int:
+    passing = [p[key] for p in points if p["server"] == server and p["rep"] == rep and p["pass"]]
+    return max(passing, default=0)
+
+
+def _min_median(values: list[float]) -> tuple[float, float]:
+    if not values:
+        return float("nan"), float("nan")
+    return min(values), float(statistics.median(values))
+
+
+def _fmt(value: float, digits: int = 0) -> str:
+    if value != value:  # NaN
+        return "n/a"
+    return f"{value:,.{digits}f}"
+
+
+def summary(results: dict[str, Any]) -> str:
+    lines = [f"Command: `{results.get('command', '?')}`  ", f"Machine: {results.get('machine')}  "]
+    lines.append(f"Code: {results.get('code', '?')}  ")
+    lines.append(f"Elapsed: {results.get('elapsed_s')} s\n")
+    hot, idle, ingest = results["hot"], results["idle"], results["ingest"]
+    configs = {p["server"]: p["config"] for p in hot + idle}
+    lines.append("Configurations: " + "; ".join(f"{k}: {v}" for k, v in configs.items()) + "\n")
+    headline: dict[str, dict[str, tuple[float, float]]] = {}
+    if hot:
+        rows = [
+            "| scenario | livecomments (min / median) | nchan (min / median) | ratio (median) |"
+        ]
+        rows.append("| --- | --- | --- | --- |")
+        largest = {
+            s: _min_median([largest_passing(hot, s, r, "n") for r in _reps(hot)]) for s in SERVERS
+        }
+        eff_n = results["plan"]["efficiency_n"]
+        efficiency = {
+            s: _min_median(
+                [
+                    p["cpu_s_per_million"]
+                    for p in hot
+                    if p["server"] == s and p["n"] == eff_n and p["cpu_s_per_million"]
+                ]
+            )
+            for s in SERVERS
+        }
+        headline["hot"], headline["efficiency"] = largest, efficiency
+        ratio = largest["livecomments"][1] / largest["nchan"][1] if largest["nchan"][1] else 0
+        rows.append(
+            "| 1. hot video: largest N with p99 < 200 ms, no loss "
+            f"(R={results['plan']['hot_rate']}/s) "
+            f"| {_fmt(largest['livecomments'][0])} / {_fmt(largest['livecomments'][1])} "
+            f"| {_fmt(largest['nchan'][0])} / {_fmt(largest['nchan'][1])} | {ratio:.2f}x |"
+        )
+        lc_e, nc_e = efficiency["livecomments"], efficiency["nchan"]
+        rows.append(
+            f"| 2. efficiency: server CPU-s per million deliveries (N={eff_n}) "
+            f"| {_fmt(lc_e[0], 1)} / {_fmt(lc_e[1], 1)} | {_fmt(nc_e[0], 1)} / {_fmt(nc_e[1], 1)} "
+            f"| {lc_e[1] / nc_e[1]:.2f} |"
+        )
+        if idle:
+            per_conn = {
+                s: _min_median([p["bytes_per_conn"] for p in idle if p["server"] == s])
+                for s in SERVERS
+            }
+            headline["idle"] = per_conn
+            lc_i, nc_i = per_conn["livecomments"], per_conn["nchan"]
+            rows.append(
+                f"| 3. idle: RSS bytes per SSE connection (N={_fmt(idle[0]['n'])}) "
+                f"| {_fmt(lc_i[0])} / {_fmt(lc_i[1])} | {_fmt(nc_i[0])} / {_fmt(nc_i[1])} "
+                f"| {lc_i[1] / nc_i[1]:.2f} |"
+            )
+        lines += [*rows, ""]
+    if ingest:
+        rows = ["| 4. ingest into one video, p99 post < 50 ms | highest rate (min / median) |"]
+        rows.append("| --- | --- |")
+        for store in ("sqlite", "mongodb"):
+            points = [p for p in ingest if p["store"] == store]
+            if points:
+                best = _min_median(
+                    [
+                        max((p["rate"] for p in points if p["rep"] == r and p["pass"]), default=0)
+                        for r in _reps(points)
+                    ]
+                )
+                rows.append(f"| livecomments, {store} | {_fmt(best[0])} / {_fmt(best[1])} /s |")
+        lines += [*rows, ""]
+    lines.append("### Every hot-video step\n")
+    lines.append(
+        "| server | rep | N | connected | posts/s | p50 ms | p90 ms | p99 ms | max ms "
+        "| delivered/s | missing | holes/dup/reorder | closed "
+        "| CPU s | CPU s per M | RSS MB | pass |"
+    )
+    lines.append("|" + " --- |" * 17)
+    for p in hot:
+        lines.append(
+            f"| {p['server']} | {p['rep']} | {p['n']} | {p['connected']} | {p['post_rate']} "
+            f"| {p['p50_ms']} "
+            f"| {p['p90_ms']} | {p['p99_ms']} | {p['max_ms']} | {_fmt(p['delivered_per_s'])} "
+            f"| {p['missing']} | {p['holes']}/{p['duplicates']}/{p['reordered']} | {p['closed']} "
+            f"| {p['cpu_s']} | {p['cpu_s_per_million']} | {p['rss_mb']} | {p['pass']} |"
+        )
+    if idle:
+        lines.append("\n### Idle connections\n")
+        lines.append("| server | rep | N | connected | RSS before MB | RSS after MB | bytes/conn |")
+        lines.append("|" + " --- |" * 7)
+        for p in idle:
+            lines.append(
+                f"| {p['server']} | {p['rep']} | {p['n']} | {p['connected']} "
+                f"| {p['rss_before_mb']} | {p['rss_after_mb']} | {_fmt(p['bytes_per_conn'])} |"
+            )
+    if ingest:
+        lines.append("\n### Every ingest step\n")
+        lines.append(
+            "| store | rep | rate/s | posts/s | posted | failed "
+            "| p50 ms | p99 ms | max ms | CPU s | pass |"
+        )
+        lines.append("|" + " --- |" * 11)
+        for p in ingest:
+            lines.append(
+                f"| {p['store']} | {p['rep']} | {p['rate']} | {p['post_rate']} | {p['posted']} "
+                f"| {p['post_failed']} "
+                f"| {p['p50_ms']} | {p['p99_ms']} | {p['max_ms']} | {p['cpu_s']} | {p['pass']} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def plots(results: dict[str, Any], folder: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    hot = results["hot"]
+    if not hot:
+        return
+    colours = {"livecomments": "tab:blue", "nchan": "tab:orange"}
+    figure, axes = plt.subplots(figsize=(8, 5))
+    for server in SERVERS:
+        for rep in _reps(hot):
+            points = sorted(
+                (p for p in hot if p["server"] == server and p["rep"] == rep), key=lambda p: p["n"]
+            )
+            ns = [p["n"] for p in points]
+            for key, style in (("p50_ms", ":"), ("p90_ms", "--"), ("p99_ms", "-")):
+                label = f"{server} {key[:-3]}" if rep == 1 else None
+                axes.plot(
+                    ns,
+                    [p[key] for p in points],
+                    style,
+                    marker="o",
+                    color=colours[server],
+                    label=label,
+                    alpha=1.0 if rep == 1 else 0.5,
+                )
+    axes.axhline(200, color="grey", linewidth=0.8)
+    axes.set(
+        xscale="log",
+        yscale="log",
+        xlabel="viewers N (one video, 1,000 comments/s)",
+        ylabel="end-to-end latency, ms",
+        title="Latency percentiles vs N (both repetitions)",
+    )
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(folder / "latency_vs_n.png", dpi=100)
+    plt.close(figure)
+    figure, axes = plt.subplots(figsize=(8, 5))
+    for server in SERVERS:
+        for rep in _reps(hot):
+            points = sorted(
+                (p for p in hot if p["server"] == server and p["rep"] == rep), key=lambda p: p["n"]
+            )
+            axes.plot(
+                [p["n"] for p in points],
+                [p["delivered_per_s"] for p in points],
+                marker="o",
+                color=colours[server],
+                alpha=1.0 if rep == 1 else 0.5,
+                label=server if rep == 1 else None,
+            )
+    ns = sorted({p["n"] for p in hot})
+    axes.plot(
+        ns,
+        [n * results["plan"]["hot_rate"] for n in ns],
+        color="grey",
+        linewidth=0.8,
+        label="offered (N x R)",
+    )
+    axes.set(
+        xscale="log",
+        yscale="log",
+        xlabel="viewers N",
+        ylabel="delivered comments/s",
+        title="Delivered comments/s vs N",
+    )
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(folder / "delivered_vs_n.png", dpi=100)
+    plt.close(figure)
+
+
+if __name__ == "__main__":
+    path = Path(sys.argv[1] if len(sys.argv) > 1 else "bench/results/results.json")
+    data = json.loads(path.read_text())
+    (path.parent / "summary.md").write_text(summary(data))
+    plots(data, path.parent)
+    print(summary(data))

@@ -1,0 +1,410 @@
+"""The fan-out benchmark: livecomments and nchan side by side, one command.
+
+    python -m bench.run            # everything, twice (about 15-25 minutes)
+    python -m bench.run --quick    # a short smoke run of every scenario
+
+Owns the scenarios, the pass rules and the results: each scenario runs for
+both servers in one invocation, twice (the repetitions alternate which server
+goes first), and the results land in bench/results/ as results.json,
+summary.md (the tables BENCHMARKS.md quotes) and the PNG plots. A progress
+line per measurement goes to stderr.
+
+Scenarios:
+1. hot video: R comments/s into one video, N viewers stepped up; a step passes
+   with p99 end-to-end latency < 200 ms, every post acknowledged at >= 95% of R
+   (the publisher is open loop: a late post counts its wait as latency), every viewer
+   got every comment, and no hole, duplicate or reordering on the sampled viewers.
+2. efficiency: server CPU seconds per million delivered comments at R=1000, N=200
+   (the N=200 step of the ladder, which always runs).
+3. idle: RSS growth per idle SSE connection at N=10,000.
+4. ingest (livecomments only; nchan stores nothing durably): the highest rate
+   of posts into one video with p99 post latency < 50 ms, on SQLite and on
+   MongoDB (FerretDB).
+"""
+
+import argparse
+import asyncio
+import json
+import math
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import loadgen
+from bench.publisher import Publisher, Target
+from bench.servers import FERRETDB, LiveComments, Nchan, Server, cpu_seconds, rss_bytes
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+HOT_P99_MS = 200.0
+INGEST_P99_MS = 50.0
+CONNS_PER_LOADGEN = 6000  # well under the 20,000 open files one process may hold
+SOURCES_PER_LOADGEN = 30  # 127.0.0.x source addresses, so ephemeral ports never run out
+
+
+@dataclass(frozen=True)
+class Plan:
+    hot_steps: list[int]
+    hot_rate: int
+    efficiency_n: int
+    idle_n: int
+    ingest_rates: list[int]
+    warmup: float
+    window: float
+    reps: int
+    lc_workers: int
+
+
+FULL = Plan(
+    hot_steps=[100, 200, 300, 500, 700, 1000, 1500, 2000, 4000, 8000, 12000],
+    hot_rate=1000,
+    efficiency_n=200,
+    idle_n=10000,
+    ingest_rates=[500, 1000, 2000, 3000, 5000, 7000, 10000],
+    warmup=2.0,
+    window=8.0,
+    reps=2,
+    lc_workers=1,
+)
+QUICK = Plan(
+    hot_steps=[50, 200, 1000],
+    hot_rate=1000,
+    efficiency_n=200,
+    idle_n=2000,
+    ingest_rates=[500, 2000],
+    warmup=1.0,
+    window=3.0,
+    reps=1,
+    lc_workers=1,
+)
+
+
+def progress(text: str) -> None:
+    sys.stderr.write(f"[{time.strftime('%H:%M:%S')}] {text}\n")
+    sys.stderr.flush()
+
+
+class LoadGenerators:
+    """Loadgen child processes sharing N viewers of one stream URL."""
+
+    def __init__(self, port: int, path: str, conns: int, sample: int) -> None:
+        self.port, self.path, self.conns, self.sample = port, path, conns, sample
+        self.procs: list[asyncio.subprocess.Process] = []
+
+    async def __aenter__(self) -> "LoadGenerators":
+        count = max(1, math.ceil(self.conns / CONNS_PER_LOADGEN))
+        if self.conns >= 1000:
+            count = max(count, 2)  # one per core for reading
+        for index in range(count):
+            share = self.conns // count + (1 if index < self.conns % count else 0)
+            command = [sys.executable, "-m", "bench.loadgen", "--port", str(self.port)]
+            command += ["--path", self.path, "--conns", str(share)]
+            command += ["--sample", str(max(1, self.sample // count))]
+            command += ["--first-source", str(2 + index * SOURCES_PER_LOADGEN)]
+            command += ["--sources", str(SOURCES_PER_LOADGEN)]
+            self.procs.append(
+                await asyncio.create_subprocess_exec(
+                    *command,
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
+                    cwd=ROOT,
+                )
+            )
+        ready = [await self._read(p, seconds=120) for p in self.procs]
+        self.ready = sum(int(r["ready"]) for r in ready)
+        return self
+
+    async def _read(self, proc: asyncio.subprocess.Process, seconds: float = 30) -> dict[str, Any]:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), seconds)
+        if not line:
+            raise RuntimeError("a load generator exited early")
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    async def ask(self, command: dict[str, Any]) -> list[dict[str, Any]]:
+        for proc in self.procs:
+            assert proc.stdin is not None
+            proc.stdin.write((json.dumps(command) + "\n").encode())
+        return [await self._read(p) for p in self.procs]
+
+    async def __aexit__(self, *exc: object) -> None:
+        for proc in self.procs:
+            if proc.returncode is None:
+                assert proc.stdin is not None
+                proc.stdin.close()
+        for proc in self.procs:
+            try:
+                await asyncio.wait_for(proc.wait(), 10)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+def percentile_of_hist(hist: dict[int, int], fraction: float) -> float:
+    total = sum(hist.values())
+    if total == 0:
+        return float("nan")
+    rank, seen = fraction * total, 0
+    for bucket in sorted(hist):
+        seen += hist[bucket]
+        if seen >= rank:
+            return loadgen.bucket_value(bucket)
+    return loadgen.bucket_value(max(hist))
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def target_for(server: Server, video: str) -> Target:
+    if isinstance(server, Nchan):
+        return Target.nchan(server.port, video)
+    return Target.livecomments(server.port, video)
+
+
+async def fan_out_point(server: Server, n: int, plan: Plan, video: str) -> dict[str, Any]:
+    """N viewers of one video, R posts/s for warmup + window; latency, loss, CPU."""
+    async with LoadGenerators(server.port, server.stream_path(video), n, sample=10) as gens:
+        publisher = Publisher(target_for(server, video), plan.hot_rate, lanes=64)
+        task = asyncio.ensure_future(publisher.run(plan.warmup + plan.window))
+        await asyncio.sleep(plan.warmup)
+        publisher.measure_since = time.monotonic()
+        cpu0, t0 = cpu_seconds(server.roots()), time.monotonic()
+        events0 = sum(
+            a["events"] for a in await gens.ask({"cmd": "mark", "since_ns": time.time_ns()})
+        )
+        result = await task
+        cpu1, t1 = cpu_seconds(server.roots()), time.monotonic()
+        events1 = sum(
+            a["events"]
+            for a in await gens.ask({"cmd": "mark", "since_ns": 1 << 62, "clear": False})
+        )
+        reports = await gens.ask({"cmd": "report"})
+        for _ in range(30):  # drain: up to 3 s for the last comments to arrive
+            if min(r["per_conn_min"] for r in reports) >= result.acknowledged:
+                break
+            await asyncio.sleep(0.1)
+            reports = await gens.ask({"cmd": "report"})
+        ready = gens.ready
+    hist: dict[int, int] = {}
+    for report in reports:
+        for bucket, count in report["latency_hist"].items():
+            hist[int(bucket)] = hist.get(int(bucket), 0) + count
+    expected = result.acknowledged * n
+    delivered_total = sum(r["events"] for r in reports)
+    tail_holes = 0
+    for report in reports:
+        for lane, acked in result.per_lane_acknowledged.items():
+            tail_holes += max(0, acked - report["sampled_lane_next"].get(str(lane), 0))
+    missing = max(0, expected - delivered_total) + (n - ready) * result.acknowledged
+    delivered = events1 - events0
+    point = {
+        "n": n,
+        "connected": ready,
+        "rate": plan.hot_rate,
+        "posted": result.acknowledged,
+        "post_failed": result.failed,
+        "post_rate": round(result.acknowledged / result.elapsed_s),
+        "window_s": round(t1 - t0, 3),
+        "delivered": delivered,
+        "delivered_per_s": round(delivered / (t1 - t0)),
+        "missing": missing,
+        "extra": max(0, delivered_total - expected),
+        "holes": sum(r["holes"] for r in reports) + tail_holes,
+        "duplicates": sum(r["duplicates"] for r in reports),
+        "reordered": sum(r["reordered"] for r in reports),
+        "closed": sum(r["closed"] for r in reports),
+        "p50_ms": round(percentile_of_hist(hist, 0.50), 1),
+        "p90_ms": round(percentile_of_hist(hist, 0.90), 1),
+        "p99_ms": round(percentile_of_hist(hist, 0.99), 1),
+        "max_ms": round(percentile_of_hist(hist, 1.0), 1),
+        "samples": sum(hist.values()),
+        "cpu_s": round(cpu1 - cpu0, 2),
+        "cpu_s_per_million": round((cpu1 - cpu0) / delivered * 1e6, 2) if delivered else None,
+        "rss_mb": round(rss_bytes(server.roots()) / 2**20, 1),
+    }
+    point["pass"] = bool(
+        point["p99_ms"] < HOT_P99_MS
+        and point["samples"] > 0
+        and missing == 0
+        and point["extra"] == 0
+        and point["holes"] == point["duplicates"] == point["reordered"] == 0
+        and point["closed"] == 0
+        and point["post_failed"] == 0
+        and point["post_rate"] >= 0.95 * plan.hot_rate
+    )
+    return point
+
+
+async def idle_point(server: Server, n: int) -> dict[str, Any]:
+    await asyncio.sleep(1.0)
+    before = rss_bytes(server.roots())
+    async with LoadGenerators(server.port, server.stream_path("idle"), n, sample=1) as gens:
+        await asyncio.sleep(3.0)
+        after = rss_bytes(server.roots())
+        ready = gens.ready
+    return {
+        "n": n,
+        "connected": ready,
+        "rss_before_mb": round(before / 2**20, 1),
+        "rss_after_mb": round(after / 2**20, 1),
+        "bytes_per_conn": round((after - before) / max(1, ready)),
+        "pass": ready == n,
+    }
+
+
+async def ingest_point(server: Server, rate: int, plan: Plan, video: str) -> dict[str, Any]:
+    publisher = Publisher(target_for(server, video), rate, lanes=max(32, rate // 20))
+    task = asyncio.ensure_future(publisher.run(plan.warmup + plan.window))
+    await asyncio.sleep(plan.warmup)
+    publisher.measure_since = time.monotonic()
+    cpu0 = cpu_seconds(server.roots())
+    result = await task
+    cpu1 = cpu_seconds(server.roots())
+    point = {
+        "rate": rate,
+        "posted": result.acknowledged,
+        "post_failed": result.failed,
+        "post_rate": round(result.acknowledged / result.elapsed_s),
+        "p50_ms": round(percentile(result.latencies_ms, 0.5), 1),
+        "p99_ms": round(percentile(result.latencies_ms, 0.99), 1),
+        "max_ms": round(max(result.latencies_ms, default=float("nan")), 1),
+        "cpu_s": round(cpu1 - cpu0, 2),
+    }
+    point["pass"] = bool(
+        point["p99_ms"] < INGEST_P99_MS and result.failed == 0 and result.acknowledged == result.due
+    )
+    return point
+
+
+def describe(point: dict[str, Any]) -> str:
+    keys: list[str] = [
+        k
+        for k in ("n", "rate", "p50_ms", "p99_ms", "delivered_per_s", "missing", "holes", "cpu_s")
+        if k in point
+    ]
+    keys += [k for k in ("bytes_per_conn", "closed", "post_failed") if point.get(k)]
+    return " ".join(f"{k}={point[k]}" for k in keys) + (" PASS" if point["pass"] else " FAIL")
+
+
+async def run_scenarios(plan: Plan, only: set[str]) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix="livecomments-bench-"))
+    out: dict[str, Any] = {"plan": plan.__dict__, "hot": [], "idle": [], "ingest": []}
+    counter = 0
+
+    def servers() -> list[tuple[str, Callable[[Path], Server]]]:
+        lc = ("livecomments", lambda f: LiveComments(f, plan.lc_workers))
+        nchan = ("nchan", Nchan)
+        return [lc, nchan]
+
+    for rep in range(plan.reps):
+        order = servers() if rep % 2 == 0 else list(reversed(servers()))
+        if "hot" in only:
+            for name, start in order:
+                for n in plan.hot_steps:
+                    counter += 1
+                    server = start(work / f"s{counter}")
+                    try:
+                        point = await fan_out_point(server, n, plan, f"hot{counter}")
+                    finally:
+                        server.close()
+                    point.update(server=name, rep=rep + 1, config=server.config)
+                    out["hot"].append(point)
+                    progress(f"hot rep {rep + 1} {name}: {describe(point)}")
+                    if not point["pass"] and n >= plan.efficiency_n:
+                        break
+        if "idle" in only:
+            for name, start in order:
+                counter += 1
+                server = start(work / f"s{counter}")
+                try:
+                    point = await idle_point(server, plan.idle_n)
+                finally:
+                    server.close()
+                point.update(server=name, rep=rep + 1, config=server.config)
+                out["idle"].append(point)
+                progress(f"idle rep {rep + 1} {name}: {describe(point)}")
+        if "ingest" in only:
+            stores = ["sqlite"] + (["mongodb"] if FERRETDB.exists() else [])
+            for store in stores:
+                for rate in plan.ingest_rates:
+                    counter += 1
+                    server = LiveComments(work / f"s{counter}", plan.lc_workers, store)
+                    try:
+                        point = await ingest_point(server, rate, plan, f"ingest{counter}")
+                    finally:
+                        server.close()
+                    point.update(server="livecomments", store=store, rep=rep + 1)
+                    point["config"] = server.config
+                    out["ingest"].append(point)
+                    progress(f"ingest rep {rep + 1} {store}: {describe(point)}")
+                    if not point["pass"]:
+                        break
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="livecomments vs nchan fan-out benchmark")
+    parser.add_argument("--quick", action="store_true", help="short smoke run, one repetition")
+    parser.add_argument("--only", default="hot,idle,ingest", help="comma-separated scenarios")
+    parser.add_argument("--lc-workers", type=int, default=None, help="livecomments --workers")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    plan = QUICK if args.quick else FULL
+    if args.lc_workers is not None:
+        plan = Plan(**{**plan.__dict__, "lc_workers": args.lc_workers})
+    loadgen.raise_file_limit()
+    started = time.monotonic()
+    import uvloop
+
+    results = uvloop.run(run_scenarios(plan, set(args.only.split(","))))
+    results["elapsed_s"] = round(time.monotonic() - started)
+    results["command"] = " ".join(["python -m bench.run", *sys.argv[1:]])
+    results["machine"] = machine()
+    results["code"] = code_version()
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=1))
+    from bench import report
+
+    (args.out / "summary.md").write_text(report.summary(results))
+    report.plots(results, args.out)
+    progress(f"done in {results['elapsed_s']} s; wrote {args.out}/summary.md")
+    print(report.summary(results))
+
+
+def machine() -> str:
+    import os
+    import platform
+
+    cpu = "unknown cpu"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem = Path("/proc/meminfo").read_text().splitlines()[0].split()[1]
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {int(mem) // 2**20} GiB, "
+        f"Linux {platform.release()}, Python {platform.python_version()}"
+    )
+
+
+def code_version() -> str:
+    """The commit measured, and whether the work tree differed from it."""
+    import subprocess
+
+    described = subprocess.run(
+        ["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True
+    )
+    return described.stdout.strip() or "unknown"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,232 @@
+"""The servers under test and their peers, each started from a temp folder on loopback.
+
+Owns starting and stopping livecomments (with nats-server when it has more
+than one worker, and FerretDB for the MongoDB store), nginx with nchan, and
+reading a process tree's CPU seconds and RSS from /proc. Every process a
+server needs counts as the server: livecomments' CPU includes its workers,
+nats-server and FerretDB; nchan's includes nginx's master and worker.
+"""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+NCHAN_MODULE = Path("/usr/lib/nginx/modules/ngx_nchan_module.so")
+NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
+FERRETDB = (
+    Path(os.environ.get("LIVECOMMENTS_TOOLS", Path.home() / ".cache/livecomments/bin")) / "ferretdb"
+)
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{process.args!r} did not listen on {port}") from None
+            time.sleep(0.05)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            tree.setdefault(ppid, []).append(int(entry))
+    return tree
+
+
+def tree_pids(roots: list[int]) -> list[int]:
+    tree = _children()
+    pids, todo = [], list(roots)
+    while todo:
+        pid = todo.pop()
+        pids.append(pid)
+        todo.extend(tree.get(pid, []))
+    return pids
+
+
+def cpu_seconds(roots: list[int]) -> float:
+    """utime + stime of every live process under `roots` (children that exited are not counted)."""
+    total = 0
+    for pid in tree_pids(roots):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / CLOCK_TICKS
+
+
+def rss_bytes(roots: list[int]) -> int:
+    total = 0
+    for pid in tree_pids(roots):
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        match = re.search(r"VmRSS:\s+(\d+) kB", status)
+        total += int(match.group(1)) * 1024 if match else 0
+    return total
+
+
+class Server:
+    """A running server: its port, the roots of its process trees, and how to post/subscribe."""
+
+    name = ""
+    config = ""  # how it was started, for the report
+    port = 0
+    processes: list[subprocess.Popen[bytes]]
+
+    def roots(self) -> list[int]:
+        return [p.pid for p in self.processes]
+
+    def stream_path(self, video: str) -> str:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        for process in reversed(self.processes):
+            stop(process)
+
+
+class LiveComments(Server):
+    name = "livecomments"
+
+    def __init__(self, folder: Path, workers: int, store: str = "sqlite") -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.processes = []
+        self.port = free_port()
+        self.workers = workers
+        bus = "memory://"
+        if workers > 1:
+            nats_port = free_port()
+            nats = subprocess.Popen(
+                [NATS_SERVER, "-a", "127.0.0.1", "-p", str(nats_port)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            self.processes.append(nats)
+            wait_for_port(nats_port, nats)
+            bus = f"nats://127.0.0.1:{nats_port}"
+        store_url = f"sqlite:///{folder}/bench.db"
+        if store == "mongodb":
+            mongo_port = free_port()
+            (folder / "ferret").mkdir(exist_ok=True)
+            ferret = subprocess.Popen(
+                [
+                    str(FERRETDB),
+                    "--handler=sqlite",
+                    f"--sqlite-url=file:{folder}/ferret/",
+                    f"--listen-addr=127.0.0.1:{mongo_port}",
+                    "--debug-addr=-",
+                    "--telemetry=disable",
+                    "--log-level=WARN",
+                    f"--state-dir={folder}",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            self.processes.append(ferret)
+            wait_for_port(mongo_port, ferret)
+            store_url = f"mongodb://127.0.0.1:{mongo_port}/bench"
+        self.config = f"--workers {workers} --bus {bus.split(':')[0]} --store {store}"
+        command = [sys.executable, "server.py", "--port", str(self.port), "--store", store_url]
+        command += ["--bus", bus, "--workers", str(workers), "--log-level", "WARNING"]
+        with (folder / "server.log").open("ab") as log:
+            server = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        self.processes.append(server)
+        wait_for_port(self.port, server)
+        time.sleep(0.5 if workers == 1 else 1.5)  # every worker listening
+
+    def stream_path(self, video: str) -> str:
+        return f"/comments/{video}/stream"
+
+
+NCHAN_CONF = """\
+load_module {module};
+{user}worker_processes 1;
+worker_rlimit_nofile 20000;
+pid {folder}/nginx.pid;
+error_log {folder}/error.log warn;
+events {{ worker_connections 19000; multi_accept on; }}
+http {{
+    access_log off;
+    client_body_temp_path {folder}/client_body;
+    proxy_temp_path {folder}/proxy;
+    fastcgi_temp_path {folder}/fastcgi;
+    uwsgi_temp_path {folder}/uwsgi;
+    scgi_temp_path {folder}/scgi;
+    keepalive_requests 1000000;
+    nchan_shared_memory_size 256M;
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        location = /pub {{
+            nchan_publisher;
+            nchan_channel_id $arg_id;
+            nchan_message_buffer_length 20000;
+            nchan_message_timeout 300s;
+        }}
+        location = /sub {{
+            nchan_subscriber eventsource;
+            nchan_channel_id $arg_id;
+            nchan_message_buffer_length 20000;
+            nchan_message_timeout 300s;
+        }}
+    }}
+}}
+"""
+
+
+def nchan_conf(folder: Path, port: int) -> str:
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    return NCHAN_CONF.format(module=NCHAN_MODULE, user=user, folder=folder, port=port)
+
+
+class Nchan(Server):
+    name = "nchan"
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.config = "nginx 1 worker, nchan eventsource"
+        (folder / "nginx.conf").write_text(nchan_conf(folder, self.port))
+        command = [NGINX, "-p", str(folder), "-c", str(folder / "nginx.conf"), "-g", "daemon off;"]
+        nginx = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.processes = [nginx]
+        wait_for_port(self.port, nginx)
+
+    def stream_path(self, video: str) -> str:
+        return f"/sub?id={video}"

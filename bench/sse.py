@@ -1,0 +1,141 @@
+"""Reading SSE streams in the load generator: a cheap event counter and a full parser.
+
+Owns the byte-level rules the benchmark relies on, and nothing else (no I/O):
+
+- `count_events` counts events in raw chunks by their `\\ndata:` line, carrying
+  the last bytes of a chunk so a marker split across two reads counts once.
+  Both servers write whole frames per HTTP chunk, so chunk framing never sits
+  inside a marker.
+- `ChunkedBody` undoes HTTP/1.1 chunked transfer coding incrementally, and
+  `EventParser` turns the decoded bytes into `(id, data)` events as a browser
+  would (only `id` and `data` matter here).
+- `Stamp` is what the publisher embeds in every message, `t=<ns> k=<lane> j=<n>`:
+  the time it was due to be sent (epoch ns), the publishing lane and the
+  lane's counter. A lane waits for each post's answer before sending the
+  next, so per lane `j` must arrive as 0, 1, 2, ... with no gap, repeat or
+  step back.
+
+    >>> carry, n = count_events(b"", b"id: 1\\ndata: x\\n\\nid: 2\\nda")
+    >>> count_events(carry, b"ta: y\\n\\n")[1] + n
+    2
+"""
+
+import re
+from dataclasses import dataclass
+
+MARKER = b"\ndata:"
+_STAMP = re.compile(rb"t=(\d+) k=(\d+) j=(\d+)")
+
+
+def count_events(carry: bytes, chunk: bytes) -> tuple[bytes, int]:
+    """Events whose marker ends in `chunk`; returns the carry for the next call too."""
+    data = carry + chunk
+    return data[-(len(MARKER) - 1) :], data.count(MARKER)
+
+
+@dataclass(frozen=True, slots=True)
+class Stamp:
+    sent_ns: int
+    lane: int
+    index: int
+
+    def text(self) -> str:
+        return f"t={self.sent_ns} k={self.lane} j={self.index}"
+
+    @classmethod
+    def find(cls, data: bytes) -> "Stamp | None":
+        match = _STAMP.search(data)
+        if match is None:
+            return None
+        return cls(int(match.group(1)), int(match.group(2)), int(match.group(3)))
+
+
+class ChunkedBody:
+    """Incremental decoder of a chunked body; `feed` returns the payload bytes so far."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._left = 0  # payload bytes still due in the current chunk
+        self._skip_crlf = False
+        self.ended = False
+
+    def feed(self, data: bytes) -> bytes:
+        self._buffer += data
+        out: list[bytes] = []
+        while not self.ended:
+            if self._skip_crlf:
+                if len(self._buffer) < 2:
+                    break
+                self._buffer = self._buffer[2:]
+                self._skip_crlf = False
+            if self._left:
+                taken = self._buffer[: self._left]
+                if not taken:
+                    break
+                out.append(taken)
+                self._buffer = self._buffer[len(taken) :]
+                self._left -= len(taken)
+                if self._left == 0:
+                    self._skip_crlf = True
+                continue
+            line_end = self._buffer.find(b"\r\n")
+            if line_end < 0:
+                break
+            size = int(self._buffer[:line_end].split(b";")[0], 16)
+            self._buffer = self._buffer[line_end + 2 :]
+            if size == 0:
+                self.ended = True
+            self._left = size
+        return b"".join(out)
+
+
+class EventParser:
+    """Decoded `text/event-stream` bytes in, `(id, data)` of each dispatched event out."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._id: bytes | None = None
+        self._data: list[bytes] = []
+
+    def feed(self, data: bytes) -> list[tuple[bytes | None, bytes]]:
+        self._buffer += data
+        events: list[tuple[bytes | None, bytes]] = []
+        *lines, self._buffer = self._buffer.split(b"\n")
+        for raw in lines:
+            line = raw[:-1] if raw.endswith(b"\r") else raw
+            if not line:
+                if self._data:
+                    events.append((self._id, b"\n".join(self._data)))
+                self._data = []
+                continue
+            if line.startswith(b":"):
+                continue
+            key, _, value = line.partition(b":")
+            value = value[1:] if value.startswith(b" ") else value
+            if key == b"id":
+                self._id = value
+            elif key == b"data":
+                self._data.append(value)
+        return events
+
+
+class LaneChecker:
+    """Checks that each lane's `j` arrives as 0, 1, 2, ...; counts what went wrong."""
+
+    def __init__(self) -> None:
+        self.next_index: dict[int, int] = {}
+        self.holes = 0  # messages skipped over (lost, or not yet arrived and never will be)
+        self.duplicates = 0
+        self.reordered = 0
+
+    def see(self, stamp: Stamp) -> None:
+        expected = self.next_index.get(stamp.lane, 0)
+        if stamp.index == expected:
+            self.next_index[stamp.lane] = expected + 1
+        elif stamp.index > expected:
+            self.holes += stamp.index - expected
+            self.next_index[stamp.lane] = stamp.index + 1
+        elif stamp.index == expected - 1:
+            self.duplicates += 1
+        else:
+            self.reordered += 1
