@@ -262,6 +262,7 @@ async def idle_point(server: Server, n: int) -> dict[str, Any]:
 
 
 async def ingest_point(server: Server, rate: int, plan: Plan, video: str) -> dict[str, Any]:
+    await Publisher(target_for(server, video), 20, lanes=1).run(0.5)  # the store's first write
     publisher = Publisher(target_for(server, video), rate, lanes=max(32, rate // 20))
     task = asyncio.ensure_future(publisher.run(plan.warmup + plan.window))
     await asyncio.sleep(plan.warmup)
