@@ -8,8 +8,9 @@ one write per viewer. A comment ahead of the next expected `seq` is held and
 the channel reports the hole; it never does I/O itself: the `Hub` fills holes
 from the store and feeds the result back through `offer`.
 
-Invariant: a live viewer has been sent exactly the comments up to `last_seq`,
-so every batch goes to every live viewer whole.
+Invariant: a live viewer has been sent exactly the comments up to
+`flushed_seq`, so every flush goes to every live viewer whole. Comments
+released within a coalescing window go out as one write per viewer.
 """
 
 import asyncio
@@ -50,9 +51,16 @@ class Viewer(Protocol):
 class Channel:
     """One video's comments in this process, delivered in order, once each."""
 
-    def __init__(self, video_id: str, ring_size: int, on_hole: Callable[["Channel"], None]) -> None:
+    def __init__(
+        self,
+        video_id: str,
+        ring_size: int,
+        on_hole: Callable[["Channel"], None],
+        coalesce: float = 0.0,
+    ) -> None:
         self.video_id = video_id
         self.last_seq = 0
+        self.flushed_seq = 0
         self.highest_seen = 0
         self.started = False
         self.interest = 0
@@ -63,14 +71,14 @@ class Channel:
         self._viewers: set[Viewer] = set()
         self._waiters: set[asyncio.Future[None]] = set()
         self._on_hole = on_hole
-
-    @property
-    def viewer_count(self) -> int:
-        return len(self._viewers)
+        self._coalesce = coalesce
+        self._unflushed: list[tuple[Entry, str]] = []  # with each comment's created_at
+        self._flush_at: asyncio.TimerHandle | asyncio.Handle | None = None
+        self._last_flush = 0.0
 
     def start(self, last_seq: int) -> None:
         """Begin delivering after `last_seq`, the store's newest when the channel opened."""
-        self.last_seq = last_seq
+        self.last_seq = self.flushed_seq = last_seq
         self.started = True
         self._held = {seq: c for seq, c in self._held.items() if seq > last_seq}
         self._release()
@@ -96,7 +104,7 @@ class Channel:
         return list(islice(self.ring, start, start + limit))
 
     def add_viewer(self, viewer: Viewer) -> None:
-        """Make `viewer` live; it must already have every comment up to `last_seq`."""
+        """Make `viewer` live; it must already have every comment up to `flushed_seq`."""
         self._viewers.add(viewer)
 
     def remove_viewer(self, viewer: Viewer) -> None:
@@ -115,6 +123,8 @@ class Channel:
 
     def end(self) -> None:
         """Finish every live stream and wake every waiting long-poll."""
+        if self._flush_at is not None:
+            self._flush_at.cancel()
         for viewer in list(self._viewers):
             viewer.end()
         self._viewers.clear()
@@ -140,15 +150,37 @@ class Channel:
             entries = [Entry.of(comment) for comment in released]
             self.ring.extend(entries)
             self.last_delivery = time.monotonic()
-            self._fan_out(b"".join(entry.frame for entry in entries))
-            metrics.record_fan_out([comment.created_at for comment in released], len(self._viewers))
+            self._unflushed += zip(entries, (c.created_at for c in released), strict=True)
+            self._schedule_flush()
         if self.has_hole:
             self._on_hole(self)
 
-    def _fan_out(self, data: bytes) -> None:
+    def _schedule_flush(self) -> None:
+        """Flush at once if the video was quiet for a window, else when the window ends,
+        so a busy video costs each viewer one write per window, not one per comment."""
+        if self._flush_at is not None:
+            return
+        wait = self._last_flush + self._coalesce - time.monotonic()
+        if self._coalesce <= 0:
+            self._flush()
+        elif wait <= 0:
+            self._flush_at = asyncio.get_running_loop().call_soon(self._flush)
+        else:
+            self._flush_at = asyncio.get_running_loop().call_later(wait, self._flush)
+
+    def _flush(self) -> None:
+        """Write what was released since the last flush to every live viewer, once."""
+        self._flush_at = None
+        self._last_flush = time.monotonic()
+        unflushed, self._unflushed = self._unflushed, []
+        if not unflushed:
+            return
+        self.flushed_seq = unflushed[-1][0].seq
+        data = b"".join(entry.frame for entry, _ in unflushed)
         for viewer in list(self._viewers):
             viewer.send(data)
         self._wake_waiters()
+        metrics.record_fan_out([created_at for _, created_at in unflushed], len(self._viewers))
 
     def _wake_waiters(self) -> None:
         for waiter in list(self._waiters):

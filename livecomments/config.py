@@ -21,6 +21,7 @@ class Config:
     workers: int = 1
     heartbeat: float = 15.0
     linger: float = 5.0
+    coalesce: float = 0.02
     viewer_buffer: int = 1024 * 1024
     ring_size: int = 1024
     max_body: int = 16 * 1024
@@ -45,6 +46,7 @@ _HELP = {
     "workers": "serving processes sharing the port (one per core; needs a bus such as NATS)",
     "heartbeat": "seconds between SSE heartbeat lines",
     "linger": "seconds a video stays subscribed on the bus after its last local viewer leaves",
+    "coalesce": "seconds a busy video gathers comments into one write per viewer (0: none)",
     "viewer_buffer": "unsent bytes after which a slow viewer is cut off",
     "ring_size": "recent comments kept in memory per active video",
     "max_body": "largest accepted POST body in bytes (larger gets 413)",

@@ -37,6 +37,7 @@ class HubTiming:
     sync_interval: float = 2.0
     heartbeat_interval: float = 15.0
     hole_delay: float = 0.02
+    coalesce: float = 0.0
 
 
 class Hub:
@@ -96,7 +97,7 @@ class Hub:
             raise ApiError(503, "shutting_down", "the server is stopping; reconnect")
         channel = self._channels.get(video_id)
         if channel is None:
-            channel = Channel(video_id, self._ring_size, self._on_hole)
+            channel = Channel(video_id, self._ring_size, self._on_hole, self._timing.coalesce)
             self._channels[video_id] = channel
             self._opening[channel] = asyncio.ensure_future(self._open(channel))
         channel.interest += 1
@@ -139,9 +140,23 @@ class Hub:
         the viewer is gone), so a long catch-up goes at the client's pace instead
         of piling up in memory.
         """
-        position = channel.last_seq if cursor is None else await self.settle_cursor(channel, cursor)
-        while position < channel.last_seq:
-            entries = await self.read_after(channel, position, FILL_PAGE)
+        position = (
+            channel.flushed_seq if cursor is None else await self.settle_cursor(channel, cursor)
+        )
+        while channel.flushed_seq < position:  # the client has what the next flush will send
+            flushed = channel.next_delivery()
+            try:
+                await asyncio.wait({flushed}, timeout=1.0)
+            finally:
+                flushed.cancel()
+            if not await drain():
+                return
+        while position < channel.flushed_seq:
+            entries = [
+                entry
+                for entry in await self.read_after(channel, position, FILL_PAGE)
+                if entry.seq <= channel.flushed_seq
+            ]
             for chunk in _chunks(entries, CATCH_UP_CHUNK_BYTES):
                 viewer.send(chunk)
                 if not await drain():

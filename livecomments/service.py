@@ -53,7 +53,9 @@ async def serve(config: Config, sockets: list[socket.socket]) -> None:
     bus = open_bus(config.bus)
     await store.open()
     await bus.open()
-    timing = HubTiming(linger=config.linger, heartbeat_interval=config.heartbeat)
+    timing = HubTiming(
+        linger=config.linger, heartbeat_interval=config.heartbeat, coalesce=config.coalesce
+    )
     hub = Hub(store, bus, ring_size=config.ring_size, timing=timing)
     await hub.start()
     ingest = Ingest(store, hub.committed)

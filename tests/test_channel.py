@@ -118,3 +118,23 @@ async def test_waiters_wake_on_delivery_and_on_end():
     channel.end()
     assert last.done()
     assert viewer.ended
+
+
+async def test_a_busy_video_is_coalesced_into_one_write_per_window():
+    channel = Channel("v", 64, lambda _: None, coalesce=0.05)
+    channel.start(0)
+    viewer = RecordingViewer()
+    channel.add_viewer(viewer)
+    channel.offer([comment(1)])
+    await asyncio.sleep(0.001)
+    assert viewer.seqs() == [1]  # a quiet video: at once
+    for seq in range(2, 6):
+        channel.offer([comment(seq)])
+        await asyncio.sleep(0.002)
+    assert viewer.seqs() == [1]  # busy: held for the rest of the window
+    assert channel.flushed_seq == 1
+    assert channel.last_seq == 5
+    await asyncio.sleep(0.06)
+    assert viewer.seqs() == [1, 2, 3, 4, 5]
+    assert len(viewer.writes) == 2
+    assert channel.flushed_seq == 5
