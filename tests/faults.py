@@ -693,7 +693,8 @@ async def restart_instance(
             viewers = [
                 await Viewer("127.0.0.1", nginx.port, video).start() for _ in range(viewers_count)
             ]
-            poster = Poster([nginx.url], video, rate=40, burst=2).start()
+            # half the posts go straight to the victim, so some are in flight at the SIGTERM
+            poster = Poster([nginx.url, victim.url], video, rate=80, burst=4).start()
             await poster.wait_acknowledged(20, within=15)
             exit_code = await asyncio.to_thread(victim.terminate)
             result.details["victim exit code"] = exit_code
