@@ -491,28 +491,6 @@ def started(*processes: Any) -> Iterator[None]:
         yield
 
 
-@contextlib.contextmanager
-def nats_cluster(directory: Path, size: int) -> Iterator[NatsCluster]:
-    """A started NatsCluster; a start that loses a port race to another process is retried
-    on fresh ports (free_port() can only pick a port that is free now)."""
-    directory.mkdir(exist_ok=True)
-    for attempt in range(3):
-        cluster = NatsCluster(directory, size=size)
-        try:
-            cluster.__enter__()
-        except TimeoutError as exc:
-            cluster.__exit__(None, None, None)
-            print(f"NATS did not start ({exc}); retrying", file=sys.stderr)
-            if attempt == 2:
-                raise
-            continue
-        try:
-            yield cluster
-        finally:
-            cluster.__exit__(None, None, None)
-        return
-
-
 async def stop_viewers(viewers: list[Viewer]) -> None:
     for viewer in viewers:
         await viewer.stop()
@@ -548,7 +526,7 @@ async def kill_instance(
     video = new_video()
     store_url = mongo.url("faults_kill_" + uuid.uuid4().hex[:6])
     (workdir / "nginx").mkdir(exist_ok=True)
-    with nats_cluster(workdir / "nats", size=1) as nats:
+    with NatsCluster(workdir, size=1) as nats:
         servers = [instance_on(store_url, nats.url) for _ in range(3)]
         with started(*servers), Nginx(workdir / "nginx", [s.port for s in servers]) as nginx:
             victim = servers[await serving_instance(nginx.url, servers, video)]
@@ -582,7 +560,7 @@ async def kill_nats_node(
     result = FaultResult("kill_nats_node", "SIGKILL one node of a 3-node NATS cluster")
     video = new_video()
     store_url = mongo.url("faults_nats_" + uuid.uuid4().hex[:6])
-    with nats_cluster(workdir / "nats", size=3) as nats:
+    with NatsCluster(workdir, size=3) as nats:
         servers = [instance_on(store_url, nats.node_url(i)) for i in range(3)]
         with started(*servers):
             viewers = [
@@ -615,7 +593,7 @@ async def store_outage(workdir: Path, *, outage_seconds: float = 10.0) -> FaultR
     video = new_video()
     (workdir / "ferretdb").mkdir(exist_ok=True)
     mongo = FerretDB(workdir / "ferretdb")
-    with mongo, nats_cluster(workdir / "nats", size=1) as nats:
+    with mongo, NatsCluster(workdir, size=1) as nats:
         store_url = mongo.url("faults_outage")
         servers = [instance_on(store_url, nats.url) for _ in range(2)]
         with started(*servers):
@@ -685,7 +663,7 @@ async def restart_instance(
     video = new_video()
     store_url = mongo.url("faults_restart_" + uuid.uuid4().hex[:6])
     (workdir / "nginx").mkdir(exist_ok=True)
-    with nats_cluster(workdir / "nats", size=1) as nats:
+    with NatsCluster(workdir, size=1) as nats:
         servers = [instance_on(store_url, nats.url) for _ in range(3)]
         with started(*servers), Nginx(workdir / "nginx", [s.port for s in servers]) as nginx:
             index = await serving_instance(nginx.url, servers, video)

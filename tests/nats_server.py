@@ -14,7 +14,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tests.ports import free_port, stop_process, wait_for_port
+from tests.ports import accepts, free_port, stop_process
 
 NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
 
@@ -43,7 +43,12 @@ class NatsNode:
             ]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        wait_for_port(self.port)
+        deadline = time.monotonic() + 10
+        while not accepts(self.port):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise TimeoutError(f"nats-server {self.name} did not start on port {self.port}")
+            time.sleep(0.05)
 
     def route_count(self) -> int:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.monitor_port}/routez") as answer:
@@ -72,17 +77,21 @@ class NatsCluster:
     """`size` nodes routed to each other (a single node has no cluster port)."""
 
     def __init__(self, log_dir: Path, size: int = 1) -> None:
-        cluster_ports = [free_port() for _ in range(size)] if size > 1 else [0]
-        self.nodes = [
+        self.log_dir = log_dir
+        self.size = size
+        self.nodes = self._plan()
+
+    def _plan(self) -> list[NatsNode]:
+        """Nodes on ports free right now (each picked port may be taken before it is bound)."""
+        cluster_ports = [free_port() for _ in range(self.size)] if self.size > 1 else [0]
+        return [
             NatsNode(
-                log_dir,
+                self.log_dir,
                 f"n{index}",
                 cluster_ports[index],
-                [port for port in cluster_ports if port != cluster_ports[index]]
-                if size > 1
-                else [],
+                [port for port in cluster_ports if port != cluster_ports[index]],
             )
-            for index in range(size)
+            for index in range(self.size)
         ]
 
     @property
@@ -93,10 +102,19 @@ class NatsCluster:
         return f"nats://127.0.0.1:{self.nodes[index].port}"
 
     def __enter__(self) -> "NatsCluster":
-        for node in self.nodes:
-            node.start()
-        self.wait_for_routes()
-        return self
+        """Start every node; a start that lost a port race is tried again on fresh ports."""
+        for attempt in range(3):
+            try:
+                for node in self.nodes:
+                    node.start()
+                self.wait_for_routes()
+                return self
+            except TimeoutError:
+                self.__exit__()
+                if attempt == 2:
+                    raise
+                self.nodes = self._plan()
+        raise AssertionError("unreachable")
 
     def wait_for_routes(self, timeout: float = 10.0) -> None:
         """Wait until every running node routes to every other running node."""
