@@ -1,5 +1,5 @@
-"""Tests of bench.sse, the load generator's byte-level logic (not part of `make test`:
-run `.venv/bin/python -m pytest bench/test_sse.py`)."""
+"""Tests of bench.sse, the load generator's byte-level logic: a benchmark whose counter
+miscounts would report numbers nobody can trust, so these run with the suite."""
 
 from bench.sse import ChunkedBody, EventParser, LaneChecker, Stamp, count_events
 
