@@ -40,14 +40,14 @@ bench:
 	[ -x "$${LIVECOMMENTS_TOOLS:-$$HOME/.cache/livecomments/bin}/ferretdb" ] || scripts/install-ferretdb
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
-$(VENV)/.run-deps: setup.cfg pyproject.toml
+$(VENV)/.run-deps: setup.cfg pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-$(VENV)/.test-deps: setup.cfg pyproject.toml
+$(VENV)/.test-deps: setup.cfg pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,bench]'
 	touch $(VENV)/.run-deps $@
