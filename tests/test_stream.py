@@ -182,3 +182,18 @@ async def test_a_viewer_that_pauses_and_catches_up_is_never_cut_off(tmp_path, vi
             metrics = (await client.get("/metrics")).text
             assert "livecomments_viewers_cut_off_total 0.0" in metrics
             viewer.close()
+
+
+async def test_an_http_1_0_client_gets_the_stream_without_chunk_framing(server, client, video):
+    posted = await post_comment(client, video, "for an old client")
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    writer.write(f"GET /comments/{video}/stream?last_id=0 HTTP/1.0\r\n\r\n".encode())
+    received = b""
+    while b"\n\n" not in received.partition(b"id: 1\n")[2]:
+        received += await asyncio.wait_for(reader.read(65536), 5)
+    writer.close()
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert b"Transfer-Encoding" not in head
+    assert body.startswith(b"retry: ")
+    assert b"\r\n" not in body  # SSE lines end in \n; only chunk framing would add \r\n
+    assert json.loads(body.split(b"data: ")[1].split(b"\n")[0]) == posted
