@@ -32,7 +32,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ParamSpec, Protocol
@@ -513,6 +513,37 @@ def instance_on(store_url: str, bus_url: str, *args: str) -> ServerProcess:
     return ServerProcess(store_url, "--heartbeat", "0.5", *args, bus_url=bus_url)
 
 
+@dataclass
+class BehindNginx:
+    """Three instances (one NATS server, one store) behind nginx, and viewers watching
+    a video through nginx, so on the instance nginx sends that video to."""
+
+    video: str
+    store_url: str
+    nats: NatsCluster
+    servers: list[ServerProcess]
+    nginx: Nginx
+    serving: int  # index in `servers` of the instance serving `video`
+    viewers: list[Viewer]
+
+
+@contextlib.asynccontextmanager
+async def watched_behind_nginx(
+    workdir: Path, mongo: FerretDB, database: str, viewers_count: int
+) -> AsyncIterator[BehindNginx]:
+    video = new_video()
+    store_url = mongo.url(database + uuid.uuid4().hex[:6])
+    (workdir / "nginx").mkdir(exist_ok=True)
+    with NatsCluster(workdir, size=1) as nats:
+        servers = [instance_on(store_url, nats.url) for _ in range(3)]
+        with started(*servers), Nginx(workdir / "nginx", [s.port for s in servers]) as nginx:
+            serving = await serving_instance(nginx.url, servers, video)
+            viewers = [
+                await Viewer("127.0.0.1", nginx.port, video).start() for _ in range(viewers_count)
+            ]
+            yield BehindNginx(video, store_url, nats, servers, nginx, serving, viewers)
+
+
 # ---------------------------------------------------------------------------
 # 1. kill -9 one of three instances behind nginx
 
@@ -523,29 +554,21 @@ async def kill_instance(
 ) -> FaultResult:
     """SIGKILL the instance nginx sends a video to, while its viewers watch and posts flow."""
     result = FaultResult("kill_instance", "SIGKILL the instance serving the video (behind nginx)")
-    video = new_video()
-    store_url = mongo.url("faults_kill_" + uuid.uuid4().hex[:6])
-    (workdir / "nginx").mkdir(exist_ok=True)
-    with NatsCluster(workdir, size=1) as nats:
-        servers = [instance_on(store_url, nats.url) for _ in range(3)]
-        with started(*servers), Nginx(workdir / "nginx", [s.port for s in servers]) as nginx:
-            victim = servers[await serving_instance(nginx.url, servers, video)]
-            viewers = [
-                await Viewer("127.0.0.1", nginx.port, video).start() for _ in range(viewers_count)
-            ]
-            poster = Poster([nginx.url], video, rate=40, burst=2).start()
-            await poster.wait_acknowledged(20, within=15)
-            await asyncio.to_thread(victim.kill)
-            result.details["victim exit"] = victim.process.returncode if victim.process else None
-            await asyncio.sleep(fault_seconds)
-            await poster.wait_acknowledged(20, within=15)  # served again by the others
-            await poster.stop()
-            survivor = next(s for s in servers if s is not victim)
-            stored = await history(survivor.url, video)
-            await settle(viewers, stored[-1][0] if stored else 0)
-            await stop_viewers(viewers)
-            result.details["viewers reconnected"] = [v.reconnects for v in viewers]
-    return tally(result, poster, stored, viewers)
+    async with watched_behind_nginx(workdir, mongo, "faults_kill_", viewers_count) as setup:
+        victim = setup.servers[setup.serving]
+        poster = Poster([setup.nginx.url], setup.video, rate=40, burst=2).start()
+        await poster.wait_acknowledged(20, within=15)
+        await asyncio.to_thread(victim.kill)
+        result.details["victim exit"] = victim.process.returncode if victim.process else None
+        await asyncio.sleep(fault_seconds)
+        await poster.wait_acknowledged(20, within=15)  # served again by the others
+        await poster.stop()
+        survivor = next(s for s in setup.servers if s is not victim)
+        stored = await history(survivor.url, setup.video)
+        await settle(setup.viewers, stored[-1][0] if stored else 0)
+        await stop_viewers(setup.viewers)
+        result.details["viewers reconnected"] = [v.reconnects for v in setup.viewers]
+    return tally(result, poster, stored, setup.viewers)
 
 
 # ---------------------------------------------------------------------------
@@ -660,38 +683,30 @@ async def restart_instance(
 ) -> FaultResult:
     """SIGTERM the instance nginx sends a video to, then start it again on its port."""
     result = FaultResult("restart_instance", "SIGTERM the serving instance, start it again")
-    video = new_video()
-    store_url = mongo.url("faults_restart_" + uuid.uuid4().hex[:6])
-    (workdir / "nginx").mkdir(exist_ok=True)
-    with NatsCluster(workdir, size=1) as nats:
-        servers = [instance_on(store_url, nats.url) for _ in range(3)]
-        with started(*servers), Nginx(workdir / "nginx", [s.port for s in servers]) as nginx:
-            index = await serving_instance(nginx.url, servers, video)
-            victim = servers[index]
-            viewers = [
-                await Viewer("127.0.0.1", nginx.port, video).start() for _ in range(viewers_count)
-            ]
-            # half the posts go straight to the victim, so some are in flight at the SIGTERM
-            poster = Poster([nginx.url, victim.url], video, rate=80, burst=4).start()
+    async with watched_behind_nginx(workdir, mongo, "faults_restart_", viewers_count) as setup:
+        servers, index, viewers = setup.servers, setup.serving, setup.viewers
+        victim = servers[index]
+        # half the posts go straight to the victim, so some are in flight at the SIGTERM
+        poster = Poster([setup.nginx.url, victim.url], setup.video, rate=80, burst=4).start()
+        await poster.wait_acknowledged(20, within=15)
+        exit_code = await asyncio.to_thread(victim.terminate)
+        result.details["victim exit code"] = exit_code
+        await poster.wait_acknowledged(20, within=15)  # served by another instance
+        replacement = instance_on(setup.store_url, setup.nats.url, "--port", str(victim.port))
+        await asyncio.to_thread(replacement.start)
+        servers[index] = replacement
+        try:
+            await asyncio.sleep(1.0)
             await poster.wait_acknowledged(20, within=15)
-            exit_code = await asyncio.to_thread(victim.terminate)
-            result.details["victim exit code"] = exit_code
-            await poster.wait_acknowledged(20, within=15)  # served by another instance
-            replacement = instance_on(store_url, nats.url, "--port", str(victim.port))
-            await asyncio.to_thread(replacement.start)
-            servers[index] = replacement
-            try:
-                await asyncio.sleep(1.0)
-                await poster.wait_acknowledged(20, within=15)
-                await poster.stop()
-                stored = await history(servers[index - 1].url, video)
-                await settle(viewers, stored[-1][0] if stored else 0)
-                await stop_viewers(viewers)
-            finally:
-                await asyncio.to_thread(replacement.__exit__)
-            result.details["clean stream ends"] = sum(v.clean_ends for v in viewers)
-            result.details["broken stream ends"] = sum(v.broken_ends for v in viewers)
-            result.details["viewers reconnected"] = [v.reconnects for v in viewers]
+            await poster.stop()
+            stored = await history(servers[index - 1].url, setup.video)
+            await settle(viewers, stored[-1][0] if stored else 0)
+            await stop_viewers(viewers)
+        finally:
+            await asyncio.to_thread(replacement.__exit__)
+        result.details["clean stream ends"] = sum(v.clean_ends for v in viewers)
+        result.details["broken stream ends"] = sum(v.broken_ends for v in viewers)
+        result.details["viewers reconnected"] = [v.reconnects for v in viewers]
     return tally(result, poster, stored, viewers)
 
 
