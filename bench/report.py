@@ -173,17 +173,13 @@ def plots(results: dict[str, Any], folder: Path) -> None:
                     alpha=1.0 if rep == 1 else 0.5,
                 )
     axes.axhline(200, color="grey", linewidth=0.8)
-    axes.set(
-        xscale="log",
-        yscale="log",
+    _save(
+        figure,
+        folder / "latency_vs_n.png",
         xlabel="viewers N (one video, 1,000 comments/s)",
         ylabel="end-to-end latency, ms",
         title="Latency percentiles vs N (both repetitions)",
     )
-    axes.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(folder / "latency_vs_n.png", dpi=100)
-    plt.close(figure)
     figure, axes = plt.subplots(figsize=(8, 5))
     for server in SERVERS:
         for rep in _reps(hot):
@@ -206,16 +202,24 @@ def plots(results: dict[str, Any], folder: Path) -> None:
         linewidth=0.8,
         label="offered (N x R)",
     )
-    axes.set(
-        xscale="log",
-        yscale="log",
+    _save(
+        figure,
+        folder / "delivered_vs_n.png",
         xlabel="viewers N",
         ylabel="delivered comments/s",
         title="Delivered comments/s vs N",
     )
+
+
+def _save(figure: Any, path: Path, **labels: str) -> None:
+    """Log-log axes with `labels`, a legend, written to `path` as PNG."""
+    import matplotlib.pyplot as plt
+
+    axes = figure.axes[0]
+    axes.set(xscale="log", yscale="log", **labels)
     axes.legend(fontsize=8)
     figure.tight_layout()
-    figure.savefig(folder / "delivered_vs_n.png", dpi=100)
+    figure.savefig(path, dpi=100)
     plt.close(figure)
 
 

@@ -10,12 +10,12 @@ nats-server and FerretDB; nchan's includes nginx's master and worker.
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from tests.ports import free_port, stop_process, wait_until_serving
 
 ROOT = Path(__file__).resolve().parent.parent
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -26,34 +26,6 @@ FERRETDB = (
 )
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{process.args!r} did not listen on {port}") from None
-            time.sleep(0.05)
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
 
 
 def _children() -> dict[int, list[int]]:
@@ -119,7 +91,7 @@ class Server:
 
     def close(self) -> None:
         for process in reversed(self.processes):
-            stop(process)
+            stop_process(process)
 
 
 class LiveComments(Server):
@@ -139,7 +111,7 @@ class LiveComments(Server):
                 stderr=subprocess.DEVNULL,
             )
             self.processes.append(nats)
-            wait_for_port(nats_port, nats)
+            wait_until_serving(nats, nats_port, 20)
             bus = f"nats://127.0.0.1:{nats_port}"
         store_url = f"sqlite:///{folder}/bench.db"
         if store == "mongodb":
@@ -160,7 +132,7 @@ class LiveComments(Server):
                 stderr=subprocess.DEVNULL,
             )
             self.processes.append(ferret)
-            wait_for_port(mongo_port, ferret)
+            wait_until_serving(ferret, mongo_port, 20)
             store_url = f"mongodb://127.0.0.1:{mongo_port}/bench"
         self.config = f"--workers {workers} --bus {bus.split(':')[0]} --store {store}"
         command = [sys.executable, "server.py", "--port", str(self.port), "--store", store_url]
@@ -168,7 +140,7 @@ class LiveComments(Server):
         with (folder / "server.log").open("ab") as log:
             server = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         self.processes.append(server)
-        wait_for_port(self.port, server)
+        wait_until_serving(server, self.port, 20)
         time.sleep(0.5 if workers == 1 else 1.5)  # every worker listening
 
     def stream_path(self, video: str) -> str:
@@ -226,7 +198,7 @@ class Nchan(Server):
         command = [NGINX, "-p", str(folder), "-c", str(folder / "nginx.conf"), "-g", "daemon off;"]
         nginx = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.processes = [nginx]
-        wait_for_port(self.port, nginx)
+        wait_until_serving(nginx, self.port, 20)
 
     def stream_path(self, video: str) -> str:
         return f"/sub?id={video}"

@@ -15,14 +15,13 @@ test gives its stores a database of its own (`mongo_server.url("t_" + uuid)`).
 import gc
 import os
 import subprocess
-import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.ports import accepts, free_port, stop_process
+from tests.ports import free_port, stop_process, wait_until_serving
 
 TOOLS = Path(os.environ.get("LIVECOMMENTS_TOOLS", Path.home() / ".cache/livecomments/bin"))
 FERRETDB = TOOLS / "ferretdb"
@@ -67,12 +66,11 @@ class FerretDB:
         ]
         with (self.directory / "ferretdb.log").open("ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while not accepts(self.port):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"FerretDB did not start:\n{self.log()}")
-            time.sleep(0.05)
+        try:
+            wait_until_serving(self.process, self.port, timeout)
+        except TimeoutError:
+            self.stop()
+            raise RuntimeError(f"FerretDB did not start:\n{self.log()}") from None
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL if it lingers; the port and the data stay for `start()`."""

@@ -14,7 +14,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tests.ports import accepts, free_port, stop_process
+from tests.ports import free_port, stop_process, wait_until_serving
 
 NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
 
@@ -43,12 +43,11 @@ class NatsNode:
             ]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10
-        while not accepts(self.port):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise TimeoutError(f"nats-server {self.name} did not start on port {self.port}")
-            time.sleep(0.05)
+        try:
+            wait_until_serving(self.process, self.port)
+        except TimeoutError:
+            self.stop()
+            raise
 
     def route_count(self) -> int:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.monitor_port}/routez") as answer:

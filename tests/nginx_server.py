@@ -11,7 +11,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tests.ports import free_port, stop_process, wait_for_port
+from tests.ports import free_port, stop_process, wait_until_serving
 from tests.server_process import ROOT
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -65,7 +65,7 @@ class Nginx:
         self.process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        wait_for_port(self.port)
+        wait_until_serving(self.process, self.port)
         return self
 
     def __exit__(self, *exc: object) -> None:

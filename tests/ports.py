@@ -1,4 +1,5 @@
-"""Loopback ports and child processes of the test peers (nats-server, FerretDB, nginx)."""
+"""Loopback ports and the peer processes on them (nats-server, FerretDB, nginx), for the
+tests and the benchmark alike."""
 
 import socket
 import subprocess
@@ -20,11 +21,13 @@ def accepts(port: int) -> bool:
     return True
 
 
-def wait_for_port(port: int, timeout: float = 10.0) -> None:
+def wait_until_serving(process: subprocess.Popen[bytes], port: int, timeout: float = 10.0) -> None:
+    """Return once `port` accepts; TimeoutError if `process` exits or `timeout` passes first
+    (then the port may belong to someone else: a port picked free can be taken before use)."""
     deadline = time.monotonic() + timeout
     while not accepts(port):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise TimeoutError(f"{process.args!r} did not start serving on port {port}")
         time.sleep(0.05)
 
 
