@@ -14,12 +14,13 @@ from handlers.comments import CommentsHandler
 from handlers.demo import DemoFileHandler
 from handlers.health import HealthHandler, MetricsHandler, OpenApiHandler, ReadyHandler
 from handlers.poll import LongPollHandler
+from handlers.sse_connection import SseConnections
 from handlers.stream import StreamHandler
 from livecomments import logs
 from livecomments.config import Config
 from livecomments.hub import Hub
 from livecomments.ingest import Ingest
-from livecomments.limits import PostLimiter, StreamCounter
+from livecomments.limits import PostLimiter
 from store import CommentStore
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -27,7 +28,12 @@ VIDEO = r"/comments/([^/]+)"
 
 
 def make_app(
-    config: Config, store: CommentStore, bus: Bus, hub: Hub, ingest: Ingest
+    config: Config,
+    store: CommentStore,
+    bus: Bus,
+    hub: Hub,
+    ingest: Ingest,
+    connections: SseConnections,
 ) -> Application:
     static = {"path": str(STATIC_DIR), "default_filename": "index.html"}
     comments = {
@@ -35,11 +41,6 @@ def make_app(
         "store": store,
         "max_body": config.max_body,
         "post_limiter": PostLimiter(config.post_rate, config.post_burst),
-    }
-    stream = {
-        "hub": hub,
-        "viewer_buffer": config.viewer_buffer,
-        "streams": StreamCounter(config.max_streams_per_ip),
     }
     return Application(
         [
@@ -50,7 +51,7 @@ def make_app(
             (r"/metrics", MetricsHandler),
             (r"/openapi.json", OpenApiHandler),
             (VIDEO, CommentsHandler, comments),
-            (VIDEO + r"/stream", StreamHandler, stream),
+            (VIDEO + r"/stream", StreamHandler, {"hub": hub, "connections": connections}),
             (VIDEO + r"/poll", LongPollHandler, {"hub": hub}),
         ],
         default_handler_class=NotFoundHandler,

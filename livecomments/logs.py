@@ -53,17 +53,29 @@ def configure(level: str, log_format: str) -> None:
 
 def log_request(handler: RequestHandler) -> None:
     """Tornado's `log_function`: one line per finished request."""
-    status = handler.get_status()
-    level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
     request = handler.request
+    log_line(
+        request.method or "",
+        request.uri or "",
+        handler.get_status(),
+        request.request_time(),
+        request.remote_ip or "",
+    )
+
+
+def log_line(method: str, path: str, status: int, seconds: float, remote: str) -> None:
+    """The line of one request, also of one that left Tornado (a stream, when it ends)."""
+    level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
+    if not access_log.isEnabledFor(level):
+        return
     access_log.log(
         level,
         "request",
         extra={
-            "method": request.method,
-            "path": request.uri,
+            "method": method,
+            "path": path,
             "status": status,
-            "duration_ms": round(request.request_time() * 1000, 1),
-            "remote": request.remote_ip,
+            "duration_ms": round(seconds * 1000, 1),
+            "remote": remote,
         },
     )

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from tornado.httpserver import HTTPServer
 
 from bus import BusUnavailable, open_bus
+from handlers.sse_connection import SseConnections
 from livecomments.app import make_app
 from livecomments.config import Config
 from livecomments.hub import Hub, HubTiming
@@ -26,6 +27,8 @@ log = logging.getLogger("livecomments")
 # Larger bodies are cut off by Tornado itself; up to here the handler answers 413 in JSON.
 HARD_BODY_LIMIT = 1024 * 1024
 EXIT_CANNOT_START = 2
+# How long a stream's client may take to read the stream's end at shutdown before it is dropped.
+STREAM_END_GRACE = 2.0
 
 
 def run(config: Config, sockets: list[socket.socket]) -> int:
@@ -59,8 +62,9 @@ async def serve(config: Config, sockets: list[socket.socket]) -> None:
     hub = Hub(store, bus, ring_size=config.ring_size, timing=timing)
     await hub.start()
     ingest = Ingest(store, hub.committed)
+    connections = SseConnections(hub, config.viewer_buffer, config.max_streams_per_ip)
     server = HTTPServer(
-        make_app(config, store, bus, hub, ingest),
+        make_app(config, store, bus, hub, ingest, connections),
         max_body_size=max(HARD_BODY_LIMIT, config.max_body),
         max_header_size=config.max_header,
         idle_connection_timeout=config.request_timeout,  # also the limit for a request's head
@@ -80,6 +84,7 @@ async def serve(config: Config, sockets: list[socket.socket]) -> None:
     server.stop()
     await ingest.close()
     await hub.close()
+    await connections.close(STREAM_END_GRACE)
     await server.close_all_connections()
     await bus.close()
     await store.close()

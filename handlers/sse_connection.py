@@ -1,0 +1,211 @@
+"""A live SSE connection after its response head: the socket, framed writes, its end.
+
+Once `StreamHandler` has sent the response head, it hands the socket over to
+an `SseConnection`, an asyncio protocol on the event loop's own transport (C
+code under uvloop), and Tornado forgets the request. A viewer then costs a
+transport and one small object instead of Tornado's connection, stream,
+request and handler, and a fan-out write is one `writelines` call that the
+transport sends with one `writev`.
+
+Owns the HTTP framing of the body (chunked for HTTP/1.1, so a clean end is
+visible; close-delimited for HTTP/1.0), the bound on unsent bytes (a viewer
+more than `viewer_buffer` behind is cut off and resumes with `Last-Event-ID`),
+the pace of catch-up (`drain`), and releasing everything the stream held when
+the connection closes. `SseConnections` tracks the open ones so shutdown can
+end them cleanly.
+"""
+
+import asyncio
+import logging
+import socket
+import time
+from typing import cast
+
+from livecomments import logs, metrics
+from livecomments.channel import Channel
+from livecomments.errors import ApiError
+from livecomments.hub import Hub
+from livecomments.limits import StreamCounter
+from store import StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+# Bytes the kernel may hold for one stream (Linux doubles it); autotuning would allow megabytes.
+KERNEL_SEND_BUFFER = 128 * 1024
+# Catch-up waits while more than this is unsent, so it goes at the client's pace.
+CATCH_UP_HIGH_WATER = 64 * 1024
+CRLF = b"\r\n"
+LAST_CHUNK = b"0\r\n\r\n"
+
+
+class SseConnection(asyncio.Protocol):
+    """One viewer's stream: takes batches of frames from its channel, never blocks."""
+
+    __slots__ = (
+        "_catching_up",
+        "_chunked",
+        "_ended",
+        "_owner",
+        "_transport",
+        "_writable",
+        "channel",
+        "client",
+        "opened_at",
+        "path",
+    )
+
+    def __init__(
+        self, owner: "SseConnections", channel: Channel, *, chunked: bool, client: str, path: str
+    ) -> None:
+        self.channel = channel
+        self.client = client
+        self.path = path
+        self.opened_at = time.monotonic()
+        self._owner = owner
+        self._chunked = chunked
+        self._transport: asyncio.WriteTransport | None = None
+        self._writable: asyncio.Future[None] | None = None  # set while the transport is paused
+        self._catching_up: asyncio.Task[None] | None = None
+        self._ended = False
+
+    async def take_over(self, sock: socket.socket, cursor: int | None) -> None:
+        """Serve the stream on `sock`: catch up from `cursor` in the background, then go live."""
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, KERNEL_SEND_BUFFER)
+            await asyncio.get_running_loop().connect_accepted_socket(lambda: self, sock)
+        except BaseException as exc:
+            sock.close()
+            self.connection_lost(exc if isinstance(exc, Exception) else None)
+            raise
+        self._catching_up = asyncio.ensure_future(self._catch_up(cursor))
+
+    async def _catch_up(self, cursor: int | None) -> None:
+        try:
+            await self._owner.hub.attach(self.channel, self, cursor, self._drain)
+        except StoreUnavailable as exc:  # the client resumes from its last id
+            log.warning("ended a stream of %s: %s", self.channel.video_id, exc)
+            self.end()
+        except Exception:
+            log.exception("catching up a stream of %s failed", self.channel.video_id)
+            self.end()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        writer = cast(asyncio.WriteTransport, transport)  # uvloop's is one, without the base class
+        writer.set_write_buffer_limits(high=CATCH_UP_HIGH_WATER)
+        self._transport = writer
+        if self._ended:  # ended at shutdown while being handed over
+            self._finish(writer)
+
+    def data_received(self, data: bytes) -> None:
+        """A client sends nothing after its request; whatever it sends is ignored."""
+
+    def eof_received(self) -> bool:
+        return False  # the client is done: close the connection
+
+    def pause_writing(self) -> None:
+        self._writable = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        self._wake_writer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._ended = True
+        self._wake_writer()
+        if self._catching_up is not None:
+            self._catching_up.cancel()
+        self.channel.remove_viewer(self)
+        self._owner.closed(self)
+
+    def send(self, data: bytes) -> None:
+        """Queue `data` for this viewer, or cut the viewer off if it is too far behind."""
+        transport = self._transport
+        if self._ended or transport is None:
+            return
+        if transport.get_write_buffer_size() > self._owner.viewer_buffer:
+            metrics.VIEWERS_CUT_OFF.inc()
+            log.info("cut off a slow viewer of %s", self.channel.video_id)
+            self.abort()
+        elif self._chunked:
+            transport.writelines((b"%x\r\n" % len(data), data, CRLF))
+        else:
+            transport.write(data)
+
+    def end(self) -> None:
+        """Finish the stream cleanly (the client reconnects and resumes)."""
+        if self._ended:
+            return
+        self._ended = True
+        if self._transport is not None:
+            self._finish(self._transport)
+
+    def abort(self) -> None:
+        """Drop the connection now, unsent bytes and all."""
+        self._ended = True
+        if self._transport is not None:
+            self._transport.abort()
+
+    def _finish(self, transport: asyncio.WriteTransport) -> None:
+        if self._chunked:
+            transport.write(LAST_CHUNK)
+        transport.close()
+
+    async def _drain(self) -> bool:
+        """Wait until the transport has room again; False if the stream ended."""
+        if self._writable is not None:
+            await asyncio.shield(self._writable)
+        return not self._ended
+
+    def _wake_writer(self) -> None:
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+        self._writable = None
+
+
+class SseConnections:
+    """This process's streams: admitting them, what they hold, ending them all at shutdown."""
+
+    def __init__(self, hub: Hub, viewer_buffer: int, max_per_client: int) -> None:
+        self.hub = hub
+        self.viewer_buffer = viewer_buffer
+        self._per_client = StreamCounter(max_per_client)
+        self._open: set[SseConnection] = set()
+        self._all_closed = asyncio.Event()
+        self._all_closed.set()
+
+    def admit(self, client: str) -> None:
+        """Count a stream of `client` from now on, or refuse it past the per-address limit."""
+        if not self._per_client.try_open(client):
+            raise ApiError(429, "too_many_streams", "too many open streams from this address")
+
+    def release(self, client: str) -> None:
+        """Forget an admitted stream that never got to `open`."""
+        self._per_client.close(client)
+
+    def open(self, channel: Channel, *, chunked: bool, client: str, path: str) -> SseConnection:
+        """The connection of an admitted viewer of `channel`, who joined it; on close it
+        leaves the channel, frees its place and logs the request with its whole duration."""
+        connection = SseConnection(self, channel, chunked=chunked, client=client, path=path)
+        self._open.add(connection)
+        self._all_closed.clear()
+        metrics.STREAMS_OPEN.inc()
+        return connection
+
+    def closed(self, connection: SseConnection) -> None:
+        self._open.discard(connection)
+        if not self._open:
+            self._all_closed.set()
+        self.hub.leave(connection.channel)
+        self._per_client.close(connection.client)
+        metrics.STREAMS_OPEN.dec()
+        duration = time.monotonic() - connection.opened_at
+        logs.log_line("GET", connection.path, 200, duration, connection.client)
+
+    async def close(self, grace: float) -> None:
+        """End every stream cleanly; drop those whose client did not take the end in `grace`."""
+        for connection in list(self._open):
+            connection.end()
+        try:
+            await asyncio.wait_for(self._all_closed.wait(), grace)
+        except TimeoutError:
+            for connection in list(self._open):
+                connection.abort()
