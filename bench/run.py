@@ -13,7 +13,8 @@ Scenarios:
 1. hot video: R comments/s into one video, N viewers stepped up; a step passes
    with p99 end-to-end latency < 200 ms, every post acknowledged at >= 95% of R
    (the publisher is open loop: a late post counts its wait as latency), every viewer
-   got every comment, and no hole, duplicate or reordering on the sampled viewers.
+   got every comment, and no hole, duplicate or reordering on the sampled viewers
+   (whose count by marker must also agree with their full parse: see bench.sse).
 2. efficiency: server CPU seconds per million delivered comments at R=1000, N=200
    (the N=200 step of the ladder, which always runs).
 3. idle: RSS growth per idle SSE connection at N=10,000.
@@ -222,6 +223,7 @@ async def fan_out_point(server: Server, n: int, plan: Plan, video: str) -> dict[
         "duplicates": sum(r["duplicates"] for r in reports),
         "reordered": sum(r["reordered"] for r in reports),
         "closed": sum(r["closed"] for r in reports),
+        "counter_mismatch": sum(r["counter_mismatch"] for r in reports),
         "p50_ms": round(percentile_of_hist(hist, 0.50), 1),
         "p90_ms": round(percentile_of_hist(hist, 0.90), 1),
         "p99_ms": round(percentile_of_hist(hist, 0.99), 1),
@@ -238,6 +240,7 @@ async def fan_out_point(server: Server, n: int, plan: Plan, video: str) -> dict[
         and point["extra"] == 0
         and point["holes"] == point["duplicates"] == point["reordered"] == 0
         and point["closed"] == 0
+        and point["counter_mismatch"] == 0
         and point["post_failed"] == 0
         and point["post_rate"] >= 0.95 * plan.hot_rate
     )
@@ -292,7 +295,9 @@ def describe(point: dict[str, Any]) -> str:
         for k in ("n", "rate", "p50_ms", "p99_ms", "delivered_per_s", "missing", "holes", "cpu_s")
         if k in point
     ]
-    keys += [k for k in ("bytes_per_conn", "closed", "post_failed") if point.get(k)]
+    keys += [
+        k for k in ("bytes_per_conn", "closed", "post_failed", "counter_mismatch") if point.get(k)
+    ]
     return " ".join(f"{k}={point[k]}" for k in keys) + (" PASS" if point["pass"] else " FAIL")
 
 

@@ -2,10 +2,19 @@
 
 Owns the byte-level rules the benchmark relies on, and nothing else (no I/O):
 
-- `count_events` counts events in raw chunks by their `\\ndata:` line, carrying
-  the last bytes of a chunk so a marker split across two reads counts once.
-  Both servers write whole frames per HTTP chunk, so chunk framing never sits
-  inside a marker.
+- `response_head` reads the status and the body's framing from a response
+  head: HTTP/1.1 chunked, or anything else read until the connection closes
+  (an SSE stream has no Content-Length; an HTTP/1.0 answer has no chunks).
+- `count_events` counts events in the raw body bytes by their `\\ndata:` line,
+  carrying the last bytes of a read so a marker split across two reads counts
+  once; a body starts with the carry `LINE_START`, so a first line `data:`
+  counts too. It reads the raw bytes, chunk framing included, so it is exact
+  for any split into reads and for any chunk boundaries but those that cut
+  into a `data:` field name: a whole frame or several per chunk, frames cut
+  across chunks at line ends, several chunks per write, a chunk header in one
+  read and its data in the next. Sampled viewers count this way too and
+  compare with the full parse (`counter_mismatch` in a loadgen's report), so
+  a server that chunks otherwise shows up as that, not as lost comments.
 - `ChunkedBody` undoes HTTP/1.1 chunked transfer coding incrementally, and
   `EventParser` turns the decoded bytes into `(id, data)` events as a browser
   would (only `id` and `data` matter here).
@@ -24,7 +33,19 @@ import re
 from dataclasses import dataclass
 
 MARKER = b"\ndata:"
+LINE_START = b"\n"  # the carry a body starts with: its first byte begins a line
 _STAMP = re.compile(rb"t=(\d+) k=(\d+) j=(\d+)")
+
+
+def response_head(head: bytes) -> tuple[int, bool]:
+    """`(status, chunked)` of a response head (the bytes before its blank line)."""
+    status_line, *fields = head.split(b"\r\n")
+    chunked = False
+    for field in fields:
+        name, _, value = field.partition(b":")
+        if name.strip().lower() == b"transfer-encoding":
+            chunked = value.strip().lower().endswith(b"chunked")  # chunked is the last coding
+    return int(status_line.split(b" ", 2)[1]), chunked
 
 
 def count_events(carry: bytes, chunk: bytes) -> tuple[bytes, int]:

@@ -1,9 +1,34 @@
-"""Tests of bench.sse, the load generator's byte-level logic: a benchmark whose counter
-miscounts would report numbers nobody can trust, so these run with the suite."""
+"""Tests of bench.sse and the load generator's Viewer, its byte-level logic: a benchmark
+whose counter miscounts would report numbers nobody can trust, so these run with the suite.
 
-from bench.sse import ChunkedBody, EventParser, LaneChecker, Stamp, count_events
+The viewers must read a chunked body and a close-delimited one alike, whatever the
+server's chunking (a frame or several per chunk, several chunks per write) and however
+the bytes are split into reads."""
+
+import asyncio
+
+from bench.loadgen import Viewer, ViewerGroup
+from bench.sse import (
+    LINE_START,
+    ChunkedBody,
+    EventParser,
+    LaneChecker,
+    Stamp,
+    count_events,
+    response_head,
+)
 
 FRAMES = b'id: 1\nevent: comment\ndata: {"m": "t=5 k=0 j=0"}\n\n: heartbeat\n\nid: 2\ndata: x\n\n'
+STAMPED = [
+    b'id: %d\nevent: comment\ndata: {"message": "%s"}\n\n' % (j + 1, Stamp(j, 0, j).text().encode())
+    for j in range(4)
+]
+CHUNKED_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked"
+CLOSED_HEAD = b"HTTP/1.0 200 OK\r\nContent-Type: text/event-stream"
+
+
+def chunked(parts: list[bytes]) -> bytes:
+    return b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in parts)
 
 
 def test_count_events_is_the_same_however_the_bytes_are_split() -> None:
@@ -15,15 +40,90 @@ def test_count_events_is_the_same_however_the_bytes_are_split() -> None:
         assert total == 2, size
 
 
+def test_a_body_that_starts_with_data_counts_its_first_event() -> None:
+    assert count_events(LINE_START, b"data: x\n\n")[1] == 1
+
+
+def test_response_head_reads_status_and_framing() -> None:
+    assert response_head(CHUNKED_HEAD) == (200, True)
+    assert response_head(b"HTTP/1.1 200 OK\r\ntransfer-encoding:chunked") == (200, True)
+    assert response_head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked") == (200, True)
+    assert response_head(CLOSED_HEAD) == (200, False)
+    assert response_head(b"HTTP/1.1 429 Too Many Requests\r\nContent-Length: 2") == (429, False)
+
+
 def test_chunked_body_and_parser_across_every_split() -> None:
-    body = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (FRAMES[:30], FRAMES[30:]))
-    body += b"0\r\n\r\n"
+    body = chunked([FRAMES[:30], FRAMES[30:]]) + b"0\r\n\r\n"
     for size in (1, 2, 3, 7, len(body)):
         decoder, parser, events = ChunkedBody(), EventParser(), []
         for start in range(0, len(body), size):
             events += parser.feed(decoder.feed(body[start : start + size]))
         assert events == [(b"1", b'{"m": "t=5 k=0 j=0"}'), (b"2", b"x")]
         assert decoder.ended
+
+
+def splits(stream: bytes) -> list[list[bytes]]:
+    """The stream in one read, in reads of 1-7 bytes, and cut in two at every byte."""
+    ways = [[stream]]
+    ways += [[stream[i : i + n] for i in range(0, len(stream), n)] for n in range(1, 8)]
+    ways += [[stream[:at], stream[at:]] for at in range(1, len(stream))]
+    return ways
+
+
+def responses() -> dict[str, bytes]:
+    """One response per framing a server may choose, each carrying the STAMPED events."""
+    frames = b"".join(STAMPED)
+    lines = frames.splitlines(keepends=True)
+    return {
+        "close-delimited": CLOSED_HEAD + b"\r\n\r\n" + frames,
+        "a frame per chunk": CHUNKED_HEAD + b"\r\n\r\n" + chunked(STAMPED),
+        "several frames per chunk": CHUNKED_HEAD
+        + b"\r\n\r\n"
+        + chunked([STAMPED[0] + STAMPED[1], STAMPED[2] + STAMPED[3]]),
+        "a line per chunk": CHUNKED_HEAD + b"\r\n\r\n" + chunked(lines),
+        "frames cut mid-line": CHUNKED_HEAD
+        + b"\r\n\r\n"
+        + chunked([frames[:3], frames[3:70], frames[70:]]),
+    }
+
+
+def feed(reads: list[bytes], sampled: bool) -> tuple[Viewer, ViewerGroup]:
+    group = ViewerGroup()
+    group.since_ns = 0
+    viewer = Viewer(b"", sampled, group)
+    group.viewers.append(viewer)
+    for data in reads:
+        viewer.data_received(data)
+    return viewer, group
+
+
+def test_viewers_read_every_framing_however_it_is_split_into_reads() -> None:
+    async def check() -> None:
+        for framing, stream in responses().items():
+            for reads in splits(stream):
+                counter, _ = feed(reads, sampled=False)
+                assert (counter.status, counter.events) == (200, len(STAMPED)), framing
+                sampled, group = feed(reads, sampled=True)
+                report = group.report()
+                assert (sampled.events, sampled.counted) == (len(STAMPED), len(STAMPED)), framing
+                assert report["sampled_lane_next"] == {"0": len(STAMPED)}, framing
+                assert report["holes"] == report["duplicates"] == report["reordered"] == 0
+                assert report["counter_mismatch"] == report["unstamped"] == 0
+                assert sum(group.hist.values()) == len(STAMPED)
+
+    asyncio.run(check())
+
+
+def test_chunking_that_cuts_a_data_field_name_shows_as_a_counter_mismatch() -> None:
+    frames = b"".join(STAMPED)
+    cut = frames.index(b"data:") + 2
+    stream = CHUNKED_HEAD + b"\r\n\r\n" + chunked([frames[:cut], frames[cut:]])
+
+    async def check() -> None:
+        _, group = feed([stream], sampled=True)
+        assert group.report()["counter_mismatch"] == 1
+
+    asyncio.run(check())
 
 
 def test_stamp_round_trip() -> None:
