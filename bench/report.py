@@ -1,7 +1,9 @@
 """Turning bench/results/results.json into the tables and PNG plots BENCHMARKS.md shows.
 
 Owns the summary arithmetic (largest passing N, min/median over repetitions,
-ratios, targets met) and the matplotlib figures. Never runs a server.
+ratios, targets met; how much of the box's CPU the client side took at the
+top of each ladder) and the matplotlib figures. Never runs a server. Results
+from before the client side's CPU was recorded show it as n/a.
 
     python -m bench.report bench/results/results.json   # rewrite summary.md and the PNGs
 """
@@ -34,6 +36,33 @@ def _fmt(value: float, digits: int = 0) -> str:
     if value != value:  # NaN
         return "n/a"
     return f"{value:,.{digits}f}"
+
+
+def _client_cpu(point: dict[str, Any], key: str) -> str:
+    """A client-side CPU figure (`loadgen_cpu_s`, `publisher_cpu_s`) of a point, or n/a."""
+    return str(point.get(key, "n/a"))
+
+
+def ladder_tops(hot: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per server and repetition, the last passing hot-video step and the first failing one."""
+    tops = []
+    for server in SERVERS:
+        for rep in _reps(hot):
+            steps = sorted(
+                (p for p in hot if p["server"] == server and p["rep"] == rep), key=lambda p: p["n"]
+            )
+            passing = [p for p in steps if p["pass"]]
+            failing = [p for p in steps if not p["pass"]]
+            tops += passing[-1:] + failing[:1]
+    return tops
+
+
+def box_share(point: dict[str, Any], cores: int | None) -> str:
+    """Server + load generators + publisher CPU over the window, as % of all the cores."""
+    keys = ("cpu_s", "loadgen_cpu_s", "publisher_cpu_s")
+    if cores is None or any(key not in point for key in keys):
+        return "n/a"
+    return f"{100 * sum(point[key] for key in keys) / (cores * point['window_s']):.0f}%"
 
 
 def summary(results: dict[str, Any]) -> str:
@@ -108,17 +137,38 @@ def summary(results: dict[str, Any]) -> str:
     lines.append(
         "| server | rep | N | connected | posts/s | p50 ms | p90 ms | p99 ms | max ms "
         "| delivered/s | missing | holes/dup/reorder | closed "
-        "| CPU s | CPU s per M | RSS MB | pass |"
+        "| server CPU s | CPU s per M | loadgen CPU s | publisher CPU s | RSS MB | pass |"
     )
-    lines.append("|" + " --- |" * 17)
+    lines.append("|" + " --- |" * 19)
     for p in hot:
         lines.append(
             f"| {p['server']} | {p['rep']} | {p['n']} | {p['connected']} | {p['post_rate']} "
             f"| {p['p50_ms']} "
             f"| {p['p90_ms']} | {p['p99_ms']} | {p['max_ms']} | {_fmt(p['delivered_per_s'])} "
             f"| {p['missing']} | {p['holes']}/{p['duplicates']}/{p['reordered']} | {p['closed']} "
-            f"| {p['cpu_s']} | {p['cpu_s_per_million']} | {p['rss_mb']} | {p['pass']} |"
+            f"| {p['cpu_s']} | {p['cpu_s_per_million']} | {_client_cpu(p, 'loadgen_cpu_s')} "
+            f"| {_client_cpu(p, 'publisher_cpu_s')} | {p['rss_mb']} | {p['pass']} |"
         )
+    if hot:
+        cores = results.get("cores")
+        lines.append("\n### CPU at the top of each ladder, server and client side\n")
+        lines.append(
+            f"The load generators and the publisher share the {cores or '?'} cores with the "
+            "server. Per server and repetition, the last passing step and the first failing "
+            "one: CPU seconds in the measured window, and all three together as a share of "
+            "what the cores could give in that window.\n"
+        )
+        lines.append(
+            "| server | rep | N | pass | window s | server CPU s | loadgen CPU s "
+            "| publisher CPU s | share of the box |"
+        )
+        lines.append("|" + " --- |" * 9)
+        for p in ladder_tops(hot):
+            lines.append(
+                f"| {p['server']} | {p['rep']} | {p['n']} | {p['pass']} | {p['window_s']} "
+                f"| {p['cpu_s']} | {_client_cpu(p, 'loadgen_cpu_s')} "
+                f"| {_client_cpu(p, 'publisher_cpu_s')} | {box_share(p, cores)} |"
+            )
     if idle:
         lines.append("\n### Idle connections\n")
         lines.append("| server | rep | N | connected | RSS before MB | RSS after MB | bytes/conn |")
@@ -132,14 +182,15 @@ def summary(results: dict[str, Any]) -> str:
         lines.append("\n### Every ingest step\n")
         lines.append(
             "| store | rep | rate/s | posts/s | posted | failed "
-            "| p50 ms | p99 ms | max ms | CPU s | pass |"
+            "| p50 ms | p99 ms | max ms | server CPU s | publisher CPU s | pass |"
         )
-        lines.append("|" + " --- |" * 11)
+        lines.append("|" + " --- |" * 12)
         for p in ingest:
             lines.append(
                 f"| {p['store']} | {p['rep']} | {p['rate']} | {p['post_rate']} | {p['posted']} "
                 f"| {p['post_failed']} "
-                f"| {p['p50_ms']} | {p['p99_ms']} | {p['max_ms']} | {p['cpu_s']} | {p['pass']} |"
+                f"| {p['p50_ms']} | {p['p99_ms']} | {p['max_ms']} | {p['cpu_s']} "
+                f"| {_client_cpu(p, 'publisher_cpu_s')} | {p['pass']} |"
             )
     return "\n".join(lines) + "\n"
 

@@ -21,12 +21,19 @@ Scenarios:
 4. ingest (livecomments only; nchan stores nothing durably): the highest rate
    of posts into one video with p99 post latency < 50 ms, on SQLite and on
    MongoDB (FerretDB).
+
+Every measured window also records the CPU seconds of the client side, which
+shares the cores with the server: the load-generator processes
+(`loadgen_cpu_s`) and this process (`publisher_cpu_s`: the publisher runs here,
+next to the runner's own few /proc reads and command lines to the load
+generators).
 """
 
 import argparse
 import asyncio
 import json
 import math
+import os
 import sys
 import tempfile
 import time
@@ -37,7 +44,15 @@ from typing import Any
 
 from bench import loadgen
 from bench.publisher import Publisher, Target
-from bench.servers import FERRETDB, LiveComments, Nchan, Server, cpu_seconds, rss_bytes
+from bench.servers import (
+    FERRETDB,
+    LiveComments,
+    Nchan,
+    Server,
+    cpu_seconds,
+    process_cpu_seconds,
+    rss_bytes,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -127,6 +142,9 @@ class LoadGenerators:
         answer: dict[str, Any] = json.loads(line)
         return answer
 
+    def pids(self) -> list[int]:
+        return [proc.pid for proc in self.procs]
+
     async def ask(self, command: dict[str, Any]) -> list[dict[str, Any]]:
         for proc in self.procs:
             assert proc.stdin is not None
@@ -165,6 +183,24 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
+def cpu_now(server: Server, loadgens: list[int]) -> tuple[float, float, float]:
+    """CPU seconds so far of the server's process tree, of the load generators and of
+    this process (the publisher's)."""
+    return (
+        cpu_seconds(server.roots()),
+        process_cpu_seconds(loadgens),
+        process_cpu_seconds([os.getpid()]),
+    )
+
+
+def cpu_used(
+    before: tuple[float, float, float], after: tuple[float, float, float]
+) -> dict[str, float]:
+    """The server's, the load generators' and the publisher's CPU seconds between two `cpu_now`."""
+    keys = ("cpu_s", "loadgen_cpu_s", "publisher_cpu_s")
+    return {key: round(b - a, 2) for key, a, b in zip(keys, before, after, strict=True)}
+
+
 def target_for(server: Server, video: str) -> Target:
     if isinstance(server, Nchan):
         return Target.nchan(server.port, video)
@@ -178,12 +214,12 @@ async def fan_out_point(server: Server, n: int, plan: Plan, video: str) -> dict[
         task = asyncio.ensure_future(publisher.run(plan.warmup + plan.window))
         await asyncio.sleep(plan.warmup)
         publisher.measure_since = time.monotonic()
-        cpu0, t0 = cpu_seconds(server.roots()), time.monotonic()
+        cpu0, t0 = cpu_now(server, gens.pids()), time.monotonic()
         events0 = sum(
             a["events"] for a in await gens.ask({"cmd": "mark", "since_ns": time.time_ns()})
         )
         result = await task
-        cpu1, t1 = cpu_seconds(server.roots()), time.monotonic()
+        cpu1, t1 = cpu_now(server, gens.pids()), time.monotonic()
         events1 = sum(
             a["events"]
             for a in await gens.ask({"cmd": "mark", "since_ns": 1 << 62, "clear": False})
@@ -207,6 +243,7 @@ async def fan_out_point(server: Server, n: int, plan: Plan, video: str) -> dict[
             tail_holes += max(0, acked - report["sampled_lane_next"].get(str(lane), 0))
     missing = max(0, expected - delivered_total) + (n - ready) * result.acknowledged
     delivered = events1 - events0
+    cpu = cpu_used(cpu0, cpu1)
     point = {
         "n": n,
         "connected": ready,
@@ -229,8 +266,8 @@ async def fan_out_point(server: Server, n: int, plan: Plan, video: str) -> dict[
         "p99_ms": round(percentile_of_hist(hist, 0.99), 1),
         "max_ms": round(percentile_of_hist(hist, 1.0), 1),
         "samples": sum(hist.values()),
-        "cpu_s": round(cpu1 - cpu0, 2),
-        "cpu_s_per_million": round((cpu1 - cpu0) / delivered * 1e6, 2) if delivered else None,
+        **cpu,
+        "cpu_s_per_million": round(cpu["cpu_s"] / delivered * 1e6, 2) if delivered else None,
         "rss_mb": round(rss_bytes(server.roots()) / 2**20, 1),
     }
     point["pass"] = bool(
@@ -270,9 +307,9 @@ async def ingest_point(server: Server, rate: int, plan: Plan, video: str) -> dic
     task = asyncio.ensure_future(publisher.run(plan.warmup + plan.window))
     await asyncio.sleep(plan.warmup)
     publisher.measure_since = time.monotonic()
-    cpu0 = cpu_seconds(server.roots())
+    cpu0 = cpu_now(server, [])
     result = await task
-    cpu1 = cpu_seconds(server.roots())
+    cpu = cpu_used(cpu0, cpu_now(server, []))
     point = {
         "rate": rate,
         "posted": result.acknowledged,
@@ -281,7 +318,8 @@ async def ingest_point(server: Server, rate: int, plan: Plan, video: str) -> dic
         "p50_ms": round(percentile(result.latencies_ms, 0.5), 1),
         "p99_ms": round(percentile(result.latencies_ms, 0.99), 1),
         "max_ms": round(max(result.latencies_ms, default=float("nan")), 1),
-        "cpu_s": round(cpu1 - cpu0, 2),
+        "cpu_s": cpu["cpu_s"],
+        "publisher_cpu_s": cpu["publisher_cpu_s"],
     }
     point["pass"] = bool(
         point["p99_ms"] < INGEST_P99_MS and result.failed == 0 and result.acknowledged == result.due
@@ -292,7 +330,10 @@ async def ingest_point(server: Server, rate: int, plan: Plan, video: str) -> dic
 def describe(point: dict[str, Any]) -> str:
     keys: list[str] = [
         k
-        for k in ("n", "rate", "p50_ms", "p99_ms", "delivered_per_s", "missing", "holes", "cpu_s")
+        for k in (
+            *("n", "rate", "p50_ms", "p99_ms", "delivered_per_s", "missing", "holes"),
+            *("cpu_s", "loadgen_cpu_s", "publisher_cpu_s"),
+        )
         if k in point
     ]
     keys += [
@@ -375,6 +416,7 @@ def main() -> None:
     results["elapsed_s"] = round(time.monotonic() - started)
     results["command"] = " ".join(["python -m bench.run", *sys.argv[1:]])
     results["machine"] = machine()
+    results["cores"] = os.cpu_count()
     results["code"] = code_version()
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=1))
@@ -387,7 +429,6 @@ def main() -> None:
 
 
 def machine() -> str:
-    import os
     import platform
 
     cpu = "unknown cpu"

@@ -2,9 +2,10 @@
 
 Owns starting and stopping livecomments (with nats-server when it has more
 than one worker, and FerretDB for the MongoDB store), nginx with nchan, and
-reading a process tree's CPU seconds and RSS from /proc. Every process a
-server needs counts as the server: livecomments' CPU includes its workers,
-nats-server and FerretDB; nchan's includes nginx's master and worker.
+reading CPU seconds (of a process tree, or of single processes) and RSS from
+/proc. Every process a server needs counts as the server: livecomments' CPU
+includes its workers, nats-server and FerretDB; nchan's includes nginx's
+master and worker.
 """
 
 import os
@@ -53,8 +54,13 @@ def tree_pids(roots: list[int]) -> list[int]:
 
 def cpu_seconds(roots: list[int]) -> float:
     """utime + stime of every live process under `roots` (children that exited are not counted)."""
+    return process_cpu_seconds(tree_pids(roots))
+
+
+def process_cpu_seconds(pids: list[int]) -> float:
+    """utime + stime of each of `pids` alone, without its children."""
     total = 0
-    for pid in tree_pids(roots):
+    for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
