@@ -10,7 +10,11 @@ from the store and feeds the result back through `offer`.
 
 Invariant: a live viewer has been sent exactly the comments up to
 `flushed_seq`, so every flush goes to every live viewer whole. Comments
-released within a coalescing window go out as one write per viewer.
+released within a coalescing window go out as one write per viewer. The
+window adapts: a quiet video flushes at once, a busy one every `coalesce`
+seconds, and a video whose flush itself takes long (many viewers) waits
+`FLUSH_COST_RATIO` times that flush's duration, up to `MAX_COALESCE`, so
+fan-out takes a bounded share of the process's time as viewers grow.
 """
 
 import asyncio
@@ -23,6 +27,11 @@ from typing import Protocol
 
 from livecomments import metrics, sse
 from livecomments.comment import Comment
+
+# A busy video waits at least this many times its last flush's duration before the next.
+FLUSH_COST_RATIO = 10.0
+# The longest a released comment waits for its flush (the end-to-end budget is 200 ms).
+MAX_COALESCE = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +81,7 @@ class Channel:
         self._waiters: set[asyncio.Future[None]] = set()
         self._on_hole = on_hole
         self._coalesce = coalesce
+        self.window = coalesce  # the current coalescing window, in seconds
         self._unflushed: list[tuple[Entry, str]] = []  # with each comment's created_at
         self._flush_at: asyncio.TimerHandle | asyncio.Handle | None = None
         self._last_flush = 0.0
@@ -160,7 +170,7 @@ class Channel:
         so a busy video costs each viewer one write per window, not one per comment."""
         if self._flush_at is not None:
             return
-        wait = self._last_flush + self._coalesce - time.monotonic()
+        wait = self._last_flush + self.window - time.monotonic()
         if self._coalesce <= 0:
             self._flush()
         elif wait <= 0:
@@ -179,6 +189,8 @@ class Channel:
         data = b"".join(entry.frame for entry, _ in unflushed)
         for viewer in list(self._viewers):
             viewer.send(data)
+        cost = time.monotonic() - self._last_flush
+        self.window = min(MAX_COALESCE, max(self._coalesce, FLUSH_COST_RATIO * cost))
         self._wake_waiters()
         metrics.record_fan_out([created_at for _, created_at in unflushed], len(self._viewers))
 

@@ -1,8 +1,9 @@
 """Unit tests of `Channel`, the pure ordering and fan-out logic (no I/O)."""
 
 import asyncio
+import time
 
-from livecomments.channel import Channel
+from livecomments.channel import FLUSH_COST_RATIO, MAX_COALESCE, Channel
 from livecomments.comment import Comment
 
 
@@ -138,3 +139,40 @@ async def test_a_busy_video_is_coalesced_into_one_write_per_window():
     assert viewer.seqs() == [1, 2, 3, 4, 5]
     assert len(viewer.writes) == 2
     assert channel.flushed_seq == 5
+
+
+class SlowViewer(RecordingViewer):
+    """A viewer whose every write takes `seconds` of the loop's time."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    def send(self, data: bytes) -> None:
+        time.sleep(self.seconds)
+        super().send(data)
+
+
+async def test_a_costly_flush_widens_the_window_up_to_its_ceiling():
+    channel = Channel("v", 64, lambda _: None, coalesce=0.01)
+    channel.start(0)
+    viewer = SlowViewer(0.004)
+    channel.add_viewer(viewer)
+    channel.offer([comment(1)])
+    await asyncio.sleep(0.001)
+    assert viewer.seqs() == [1]
+    assert FLUSH_COST_RATIO * 0.004 <= channel.window <= MAX_COALESCE
+    channel.offer([comment(2)])
+    await asyncio.sleep(0.02)  # past the configured window, within the widened one
+    assert viewer.seqs() == [1]
+    await asyncio.sleep(MAX_COALESCE)
+    assert viewer.seqs() == [1, 2]
+
+
+async def test_a_cheap_flush_keeps_the_configured_window():
+    channel = Channel("v", 64, lambda _: None, coalesce=0.05)
+    channel.start(0)
+    channel.add_viewer(RecordingViewer())
+    channel.offer([comment(1)])
+    await asyncio.sleep(0.001)
+    assert channel.window == 0.05
