@@ -12,9 +12,10 @@ Invariant: a live viewer has been sent exactly the comments up to
 `flushed_seq`, so every flush goes to every live viewer whole. Comments
 released within a coalescing window go out as one write per viewer. The
 window adapts: a quiet video flushes at once, a busy one every `coalesce`
-seconds, and a video whose flush itself takes long (many viewers) waits
-`FLUSH_COST_RATIO` times that flush's duration, up to `MAX_COALESCE`, so
-fan-out takes a bounded share of the process's time as viewers grow.
+seconds, and a video whose flush itself costs much CPU (many viewers) waits
+`FLUSH_COST_RATIO` times that flush's CPU time, up to `MAX_COALESCE`, so
+fan-out takes a bounded share of the process's CPU as viewers grow. CPU time,
+not wall time: a process preempted mid-flush must not stretch its windows.
 """
 
 import asyncio
@@ -29,7 +30,7 @@ from livecomments import metrics, sse
 from livecomments.comment import Comment
 
 # A busy video waits at least this many times its last flush's duration before the next.
-FLUSH_COST_RATIO = 10.0
+FLUSH_COST_RATIO = 5.0
 # The longest a released comment waits for its flush (the end-to-end budget is 200 ms).
 MAX_COALESCE = 0.1
 
@@ -187,9 +188,10 @@ class Channel:
             return
         self.flushed_seq = unflushed[-1][0].seq
         data = b"".join(entry.frame for entry, _ in unflushed)
+        started = time.thread_time()
         for viewer in list(self._viewers):
             viewer.send(data)
-        cost = time.monotonic() - self._last_flush
+        cost = time.thread_time() - started
         self.window = min(MAX_COALESCE, max(self._coalesce, FLUSH_COST_RATIO * cost))
         self._wake_waiters()
         metrics.record_fan_out([created_at for _, created_at in unflushed], len(self._viewers))

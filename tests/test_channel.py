@@ -142,28 +142,30 @@ async def test_a_busy_video_is_coalesced_into_one_write_per_window():
 
 
 class SlowViewer(RecordingViewer):
-    """A viewer whose every write takes `seconds` of the loop's time."""
+    """A viewer whose every write takes `seconds` of CPU time."""
 
     def __init__(self, seconds: float) -> None:
         super().__init__()
         self.seconds = seconds
 
     def send(self, data: bytes) -> None:
-        time.sleep(self.seconds)
+        until = time.thread_time() + self.seconds
+        while time.thread_time() < until:
+            pass
         super().send(data)
 
 
 async def test_a_costly_flush_widens_the_window_up_to_its_ceiling():
     channel = Channel("v", 64, lambda _: None, coalesce=0.01)
     channel.start(0)
-    viewer = SlowViewer(0.004)
+    viewer = SlowViewer(0.008)
     channel.add_viewer(viewer)
     channel.offer([comment(1)])
     await asyncio.sleep(0.001)
     assert viewer.seqs() == [1]
-    assert FLUSH_COST_RATIO * 0.004 <= channel.window <= MAX_COALESCE
+    assert FLUSH_COST_RATIO * 0.008 <= channel.window <= MAX_COALESCE
     channel.offer([comment(2)])
-    await asyncio.sleep(0.02)  # past the configured window, within the widened one
+    await asyncio.sleep(0.015)  # past the configured window, within the widened one
     assert viewer.seqs() == [1]
     await asyncio.sleep(MAX_COALESCE)
     assert viewer.seqs() == [1, 2]
