@@ -69,9 +69,13 @@ class Appended:
     created: bool
 
 
+# One encoder for every call: `json.dumps` with options builds a new encoder each time.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def encode_json(value: object) -> bytes:
     """Compact UTF-8 JSON, the one encoding used on every wire."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    return _ENCODER.encode(value).encode()
 
 
 def utc_timestamp() -> str:
