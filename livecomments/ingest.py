@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 
+from livecomments import metrics
 from livecomments.comment import Appended, Comment, Draft
 from livecomments.errors import ApiError
 from store import CommentStore
@@ -71,6 +72,7 @@ class Ingest:
             return
         created = [result.comment for result in results if result.created]
         if created:
+            metrics.COMMENTS_POSTED.inc(len(created))  # once a batch: an update is not free
             try:
                 self._on_commit(video_id, created)
             except Exception:  # committed all the same: acknowledge; viewers read the store
