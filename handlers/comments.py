@@ -34,6 +34,7 @@ class CommentsHandler(ApiHandler):
         self._post_limiter = post_limiter
         self._body = bytearray()
         self._body_too_large = False
+        self._body_read = False  # Tornado calls `post` or `get` only once the body is in
 
     def prepare(self) -> None:
         validation.check_video_id(self.path_args[0])
@@ -52,6 +53,7 @@ class CommentsHandler(ApiHandler):
             self._body += chunk
 
     async def post(self, video_id: str) -> None:
+        self._body_read = True
         if self._body_too_large:
             raise self._too_large()
         draft = validation.parse_draft(
@@ -69,6 +71,7 @@ class CommentsHandler(ApiHandler):
         self.send_json(201, appended.comment.to_json())
 
     async def get(self, video_id: str) -> None:
+        self._body_read = True
         before = self._cursor("before", minimum=1)
         after = self._cursor("after", minimum=0)
         limit = validation.parse_limit(self.get_query_argument("limit", None))
@@ -86,6 +89,14 @@ class CommentsHandler(ApiHandler):
             raise ApiError(
                 429, "rate_limited", "too many comments from this address; slow down", ceil(wait)
             )
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        if not self._body_read:
+            # Refused before its body was read (bad id, declared size): Tornado may then
+            # close the connection, after the head is out. Say so, or a keep-alive client
+            # would reuse the connection and see it drop.
+            self.set_header("Connection", "close")
+        super().write_error(status_code, **kwargs)
 
     def _cursor(self, name: str, *, minimum: int) -> int | None:
         value = self.get_query_argument(name, None)

@@ -438,3 +438,19 @@ async def test_no_server_error_for_odd_requests(client, video):
             failures.append((method, url[:80], response.status_code, response.text[:200]))
     assert failures == []
     assert (await client.get("/healthz")).json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize("path", ["/comments/%FF", "/comments/" + "v" * 5000])
+async def test_a_request_refused_before_its_body_is_read_says_the_connection_closes(client, path):
+    """Tornado may drop such a connection after the answer; a keep-alive client must be told,
+    or it reuses the connection and its next request fails (seen under load)."""
+    response = await client.get(path)
+    assert response.status_code == 400
+    assert response.headers["connection"] == "close"
+    assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_a_refused_cursor_keeps_the_connection(client, video):
+    response = await client.get(f"/comments/{video}", params={"after": "x"})
+    assert response.status_code == 400
+    assert "connection" not in response.headers
