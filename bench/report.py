@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 SERVERS = ("livecomments", "nchan")
+STORES = {"sqlite": "SQLite", "mongodb": "MongoDB (FerretDB)"}
 
 
 def _reps(points: list[dict[str, Any]]) -> list[int]:
@@ -55,6 +56,22 @@ def ladder_tops(hot: list[dict[str, Any]]) -> list[dict[str, Any]]:
             failing = [p for p in steps if not p["pass"]]
             tops += passing[-1:] + failing[:1]
     return tops
+
+
+def ingest_label(store: str, workers: int) -> str:
+    """How an ingest configuration reads in the tables: "SQLite, 2 workers + NATS"."""
+    label = f"{STORES.get(store, store)}, {workers} worker{'s' if workers > 1 else ''}"
+    return label + (" + NATS" if workers > 1 else "")  # bench.servers' bus with workers
+
+
+def ingest_configurations(results: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The ingest points by configuration label, in the order they ran. Results from
+    before `workers` was recorded ran every configuration with the plan's workers."""
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for point in results["ingest"]:
+        workers = point.get("workers", results["plan"]["lc_workers"])
+        grouped.setdefault(ingest_label(point["store"], workers), []).append(point)
+    return grouped
 
 
 def box_share(point: dict[str, Any], cores: int | None) -> str:
@@ -122,16 +139,14 @@ def summary(results: dict[str, Any]) -> str:
     if ingest:
         rows = ["| 4. ingest into one video, p99 post < 50 ms | highest rate (min / median) |"]
         rows.append("| --- | --- |")
-        for store in ("sqlite", "mongodb"):
-            points = [p for p in ingest if p["store"] == store]
-            if points:
-                best = _min_median(
-                    [
-                        max((p["rate"] for p in points if p["rep"] == r and p["pass"]), default=0)
-                        for r in _reps(points)
-                    ]
-                )
-                rows.append(f"| livecomments, {store} | {_fmt(best[0])} / {_fmt(best[1])} /s |")
+        for label, points in ingest_configurations(results).items():
+            best = _min_median(
+                [
+                    max((p["rate"] for p in points if p["rep"] == r and p["pass"]), default=0)
+                    for r in _reps(points)
+                ]
+            )
+            rows.append(f"| livecomments, {label} | {_fmt(best[0])} / {_fmt(best[1])} /s |")
         lines += [*rows, ""]
     lines.append("### Every hot-video step\n")
     lines.append(
@@ -181,17 +196,18 @@ def summary(results: dict[str, Any]) -> str:
     if ingest:
         lines.append("\n### Every ingest step\n")
         lines.append(
-            "| store | rep | rate/s | posts/s | posted | failed "
+            "| configuration | rep | rate/s | posts/s | posted | failed "
             "| p50 ms | p99 ms | max ms | server CPU s | publisher CPU s | pass |"
         )
         lines.append("|" + " --- |" * 12)
-        for p in ingest:
-            lines.append(
-                f"| {p['store']} | {p['rep']} | {p['rate']} | {p['post_rate']} | {p['posted']} "
-                f"| {p['post_failed']} "
-                f"| {p['p50_ms']} | {p['p99_ms']} | {p['max_ms']} | {p['cpu_s']} "
-                f"| {_client_cpu(p, 'publisher_cpu_s')} | {p['pass']} |"
-            )
+        for label, points in ingest_configurations(results).items():
+            for p in points:
+                lines.append(
+                    f"| {label} | {p['rep']} | {p['rate']} | {p['post_rate']} | {p['posted']} "
+                    f"| {p['post_failed']} "
+                    f"| {p['p50_ms']} | {p['p99_ms']} | {p['max_ms']} | {p['cpu_s']} "
+                    f"| {_client_cpu(p, 'publisher_cpu_s')} | {p['pass']} |"
+                )
     return "\n".join(lines) + "\n"
 
 

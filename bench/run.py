@@ -21,7 +21,9 @@ Scenarios:
 3. idle: RSS growth per idle SSE connection at N=10,000.
 4. ingest (livecomments only; nchan stores nothing durably): the highest rate
    of posts into one video with p99 post latency < 50 ms, on SQLite and on
-   MongoDB (FerretDB).
+   MongoDB (FerretDB) with the plan's workers, and on SQLite with one worker per
+   core (at least two) and nats-server as the bus; each configuration steps its
+   own rates up to its first failure.
 
 Every measured window also records the CPU seconds of the client side, which
 shares the cores with the server: the load-generator processes
@@ -331,6 +333,17 @@ async def ingest_point(server: Server, rate: int, plan: Plan, video: str) -> dic
     return point
 
 
+def ingest_configs(plan: Plan) -> list[tuple[str, int]]:
+    """The ingest scenario's (store, workers): SQLite and MongoDB with the plan's workers,
+    and SQLite with one worker per core sharing the port (at least two, so that the
+    comments cross the NATS bus), as the issue's engine runs."""
+    per_core = max(2, os.cpu_count() or 2)
+    configs = [("sqlite", plan.lc_workers), ("sqlite", per_core)]
+    if FERRETDB.exists():
+        configs.append(("mongodb", plan.lc_workers))
+    return list(dict.fromkeys(configs))  # --lc-workers may make two of them the same
+
+
 def describe(point: dict[str, Any]) -> str:
     keys: list[str] = [
         k
@@ -384,19 +397,18 @@ async def run_scenarios(plan: Plan, only: set[str]) -> dict[str, Any]:
                 out["idle"].append(point)
                 progress(f"idle rep {rep + 1} {name}: {describe(point)}")
         if "ingest" in only:
-            stores = ["sqlite"] + (["mongodb"] if FERRETDB.exists() else [])
-            for store in stores:
+            for store, workers in ingest_configs(plan):
                 for rate in plan.ingest_rates:
                     counter += 1
-                    server = LiveComments(work / f"s{counter}", plan.lc_workers, store)
+                    server = LiveComments(work / f"s{counter}", workers, store)
                     try:
                         point = await ingest_point(server, rate, plan, f"ingest{counter}")
                     finally:
                         server.close()
-                    point.update(server="livecomments", store=store, rep=rep + 1)
+                    point.update(server="livecomments", store=store, workers=workers, rep=rep + 1)
                     point["config"] = server.config
                     out["ingest"].append(point)
-                    progress(f"ingest rep {rep + 1} {store}: {describe(point)}")
+                    progress(f"ingest rep {rep + 1} {store} x{workers}: {describe(point)}")
                     if not point["pass"]:
                         break
     return out
