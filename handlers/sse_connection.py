@@ -4,8 +4,8 @@ Once `StreamHandler` has sent the response head, it hands the socket over to
 an `SseConnection`, an asyncio protocol on the event loop's own transport (C
 code under uvloop), and Tornado forgets the request. A viewer then costs a
 transport and one small object instead of Tornado's connection, stream,
-request and handler, and a fan-out write is one `writelines` call that the
-transport sends with one `writev`.
+request and handler, and a fan-out write is one `write` of bytes framed once
+for every viewer, which the transport hands to the kernel at once.
 
 Owns the HTTP framing of the body (chunked for HTTP/1.1, so a clean end is
 visible; close-delimited for HTTP/1.0), the bound on unsent bytes (a viewer
@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 KERNEL_SEND_BUFFER = 128 * 1024
 # Catch-up waits while more than this is unsent, so it goes at the client's pace.
 CATCH_UP_HIGH_WATER = 64 * 1024
-CRLF = b"\r\n"
 LAST_CHUNK = b"0\r\n\r\n"
 
 
@@ -126,7 +125,7 @@ class SseConnection(asyncio.Protocol):
             log.info("cut off a slow viewer of %s", self.channel.video_id)
             self.abort()
         elif self._chunked:
-            transport.writelines((b"%x\r\n" % len(data), data, CRLF))
+            transport.write(self._owner.chunk(data))
         else:
             transport.write(data)
 
@@ -169,8 +168,17 @@ class SseConnections:
         self.viewer_buffer = viewer_buffer
         self._per_client = StreamCounter(max_per_client)
         self._open: set[SseConnection] = set()
+        self._last_data: bytes | None = None
+        self._last_chunk = b""
         self._all_closed = asyncio.Event()
         self._all_closed.set()
+
+    def chunk(self, data: bytes) -> bytes:
+        """`data` as one HTTP/1.1 chunk; framed once per batch, however many viewers take it."""
+        if data is not self._last_data:
+            self._last_data = data
+            self._last_chunk = b"%x\r\n%s\r\n" % (len(data), data)
+        return self._last_chunk
 
     def admit(self, client: str) -> None:
         """Count a stream of `client` from now on, or refuse it past the per-address limit."""
