@@ -1,9 +1,12 @@
 """Turning bench/results/results.json into the tables and PNG plots BENCHMARKS.md shows.
 
 Owns the summary arithmetic (largest passing N, min/median over repetitions,
-ratios, targets met; how much of the box's CPU the client side took at the
-top of each ladder) and the matplotlib figures. Never runs a server. Results
-from before the client side's CPU was recorded show it as n/a.
+ratios, targets met; the efficiency of fan-out alone, less the no-viewer
+baseline; the best ingest rate per store and worker count; how much of the
+box's CPU the client side took at the top of each ladder) and the matplotlib
+figures, which show the hot-video ladder only. Never runs a server. Results
+from before the client side's CPU was recorded show it as n/a; those from
+before the baseline step have no fan-out-only figure.
 
     python -m bench.report bench/results/results.json   # rewrite summary.md and the PNGs
 """
@@ -16,6 +19,7 @@ from typing import Any
 
 SERVERS = ("livecomments", "nchan")
 STORES = {"sqlite": "SQLite", "mongodb": "MongoDB (FerretDB)"}
+EFFICIENCY_KEYS = ("server", "rep", "window_s", "cpu_s", "publisher_cpu_s", "delivered")
 
 
 def _reps(points: list[dict[str, Any]]) -> list[int]:
@@ -58,6 +62,32 @@ def ladder_tops(hot: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return tops
 
 
+def fan_out_only(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per server and repetition that has both a no-viewer baseline step and a delivering
+    efficiency step: the server CPU of the efficiency step less the baseline's, scaled to
+    the efficiency step's window, per million comments delivered."""
+    eff_n = results["plan"]["efficiency_n"]
+    rows = []
+    for base in results.get("baseline", []):
+        for hot in results["hot"]:
+            same = hot["server"] == base["server"] and hot["rep"] == base["rep"]
+            if same and hot["n"] == eff_n and hot["delivered"]:
+                scaled = base["cpu_s"] * hot["window_s"] / base["window_s"]
+                fan_out = hot["cpu_s"] - scaled
+                rows.append(
+                    {
+                        **{key: hot[key] for key in EFFICIENCY_KEYS},
+                        "base_window_s": base["window_s"],
+                        "base_cpu_s": base["cpu_s"],
+                        "base_publisher_cpu_s": base["publisher_cpu_s"],
+                        "base_post_rate": base["post_rate"],
+                        "fan_out_cpu_s": round(fan_out, 2),
+                        "per_million": fan_out / hot["delivered"] * 1e6,
+                    }
+                )
+    return rows
+
+
 def ingest_label(store: str, workers: int) -> str:
     """How an ingest configuration reads in the tables: "SQLite, 2 workers + NATS"."""
     label = f"{STORES.get(store, store)}, {workers} worker{'s' if workers > 1 else ''}"
@@ -89,7 +119,8 @@ def summary(results: dict[str, Any]) -> str:
     hot, idle, ingest = results["hot"], results["idle"], results["ingest"]
     configs = {p["server"]: p["config"] for p in hot + idle}
     lines.append("Configurations: " + "; ".join(f"{k}: {v}" for k, v in configs.items()) + "\n")
-    headline: dict[str, dict[str, tuple[float, float]]] = {}
+    eff_n = results["plan"]["efficiency_n"]
+    fan_out = fan_out_only(results)
     if hot:
         rows = [
             "| scenario | livecomments (min / median) | nchan (min / median) | ratio (median) |"
@@ -98,7 +129,6 @@ def summary(results: dict[str, Any]) -> str:
         largest = {
             s: _min_median([largest_passing(hot, s, r, "n") for r in _reps(hot)]) for s in SERVERS
         }
-        eff_n = results["plan"]["efficiency_n"]
         efficiency = {
             s: _min_median(
                 [
@@ -109,7 +139,6 @@ def summary(results: dict[str, Any]) -> str:
             )
             for s in SERVERS
         }
-        headline["hot"], headline["efficiency"] = largest, efficiency
         ratio = largest["livecomments"][1] / largest["nchan"][1] if largest["nchan"][1] else 0
         rows.append(
             "| 1. hot video: largest N with p99 < 200 ms, no loss "
@@ -123,12 +152,23 @@ def summary(results: dict[str, Any]) -> str:
             f"| {_fmt(lc_e[0], 1)} / {_fmt(lc_e[1], 1)} | {_fmt(nc_e[0], 1)} / {_fmt(nc_e[1], 1)} "
             f"| {lc_e[1] / nc_e[1]:.2f} |"
         )
+        if fan_out:
+            only = {
+                s: _min_median([f["per_million"] for f in fan_out if f["server"] == s])
+                for s in SERVERS
+            }
+            lc_f, nc_f = only["livecomments"], only["nchan"]
+            rows.append(
+                "| 2. efficiency, fan-out only: the same, less the server CPU at N=0 "
+                f"| {_fmt(lc_f[0], 1)} / {_fmt(lc_f[1], 1)} "
+                f"| {_fmt(nc_f[0], 1)} / {_fmt(nc_f[1], 1)} "
+                f"| {lc_f[1] / nc_f[1] if nc_f[1] else float('nan'):.2f} |"
+            )
         if idle:
             per_conn = {
                 s: _min_median([p["bytes_per_conn"] for p in idle if p["server"] == s])
                 for s in SERVERS
             }
-            headline["idle"] = per_conn
             lc_i, nc_i = per_conn["livecomments"], per_conn["nchan"]
             rows.append(
                 f"| 3. idle: RSS bytes per SSE connection (N={_fmt(idle[0]['n'])}) "
@@ -183,6 +223,27 @@ def summary(results: dict[str, Any]) -> str:
                 f"| {p['server']} | {p['rep']} | {p['n']} | {p['pass']} | {p['window_s']} "
                 f"| {p['cpu_s']} | {_client_cpu(p, 'loadgen_cpu_s')} "
                 f"| {_client_cpu(p, 'publisher_cpu_s')} | {box_share(p, cores)} |"
+            )
+    if fan_out:
+        lines.append("\n### Efficiency, fan-out only\n")
+        lines.append(
+            f"Server CPU in the N={eff_n} step less that of a step with the same publisher "
+            f"and no viewers (N=0), scaled to the N={eff_n} step's window, per million "
+            "comments delivered in that window.\n"
+        )
+        lines.append(
+            f"| server | rep | N={eff_n}: window s | server CPU s | publisher CPU s "
+            "| N=0: window s | server CPU s | publisher CPU s | posts/s "
+            "| fan-out CPU s | delivered | fan-out CPU s per M |"
+        )
+        lines.append("|" + " --- |" * 12)
+        for f in fan_out:
+            lines.append(
+                f"| {f['server']} | {f['rep']} | {f['window_s']} | {f['cpu_s']} "
+                f"| {f['publisher_cpu_s']} "
+                f"| {f['base_window_s']} | {f['base_cpu_s']} | {f['base_publisher_cpu_s']} "
+                f"| {f['base_post_rate']} | {f['fan_out_cpu_s']} | {_fmt(f['delivered'])} "
+                f"| {_fmt(f['per_million'], 2)} |"
             )
     if idle:
         lines.append("\n### Idle connections\n")

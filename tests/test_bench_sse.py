@@ -3,10 +3,15 @@ whose counter miscounts would report numbers nobody can trust, so these run with
 
 The viewers must read a chunked body and a close-delimited one alike, whatever the
 server's chunking (a frame or several per chunk, several chunks per write) and however
-the bytes are split into reads."""
+the bytes are split into reads. The report's arithmetic where a slip would pass unseen
+(the fan-out-only efficiency; which ingest configuration a point belongs to) is checked here
+too."""
 
 import asyncio
 
+import pytest
+
+from bench import report
 from bench.loadgen import Viewer, ViewerGroup
 from bench.sse import (
     LINE_START,
@@ -138,3 +143,27 @@ def test_lane_checker_counts_holes_duplicates_and_reordering() -> None:
         lanes.see(Stamp(0, lane, index))
     assert (lanes.holes, lanes.duplicates, lanes.reordered) == (1, 1, 1)
     assert lanes.next_index == {0: 4, 1: 1}
+
+
+def test_fan_out_only_scales_the_baseline_to_the_efficiency_window() -> None:
+    hot = {"server": "nchan", "rep": 1, "n": 200, "window_s": 8.0, "cpu_s": 5.0}
+    hot |= {"publisher_cpu_s": 1.0, "delivered": 1_000_000}
+    ladder = [hot, {**hot, "n": 300}, {**hot, "server": "livecomments", "delivered": 0}]
+    base = {"server": "nchan", "rep": 1, "n": 0, "window_s": 4.0, "cpu_s": 0.5}
+    base |= {"publisher_cpu_s": 0.6, "post_rate": 1000}
+    results = {"plan": {"efficiency_n": 200}, "hot": ladder, "baseline": [base]}
+    [row] = report.fan_out_only(results)  # nothing for a step that delivered nothing
+    assert row["fan_out_cpu_s"] == 4.0
+    assert row["per_million"] == pytest.approx(4.0)
+    assert report.fan_out_only({**results, "baseline": []}) == []
+
+
+def test_ingest_rows_keep_store_and_workers_apart() -> None:
+    point = {"store": "sqlite", "rep": 1, "rate": 500, "pass": True}
+    ingest = [point, {**point, "workers": 2}, {**point, "store": "mongodb", "workers": 1}]
+    grouped = report.ingest_configurations({"plan": {"lc_workers": 1}, "ingest": ingest})
+    assert list(grouped) == [
+        "SQLite, 1 worker",
+        "SQLite, 2 workers + NATS",
+        "MongoDB (FerretDB), 1 worker",
+    ]
