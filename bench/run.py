@@ -83,9 +83,9 @@ class Plan:
 
 FULL = Plan(
     # Fine above 1,000 so that 10x nchan's 200-300 shows where it is reached. None above
-    # 5,000: the load generators alone read about 0.4 us of CPU per event when a server
-    # coalesces, so 5,000 x 1,000/s would take both cores of the project's box.
-    hot_steps=[100, 200, 300, 500, 700, 1000, 1250, 1500, 2000, 2500, 3000, 4000, 5000],
+    # 8,000: at 5,000 viewers x 1,000/s the server, load generators and publisher together
+    # already took about 80% of the project's 2-core box.
+    hot_steps=[100, 200, 300, 500, 700, 1000, 1250, 1500, 2000, 2500, 3000, 4000, 5000, 6000, 8000],
     hot_rate=1000,
     efficiency_n=200,
     idle_n=10000,
