@@ -1,10 +1,13 @@
 """Graceful shutdown: SIGTERM ends streams cleanly so clients resume, and the process exits 0."""
 
 import asyncio
+import socket
+import time
 
 import httpx
 
-from tests.server_process import ServerProcess
+from livecomments.service import STREAM_END_GRACE
+from tests.server_process import ServerProcess, wait_until
 from tests.sse_client import open_stream
 
 
@@ -38,3 +41,32 @@ async def test_sigterm_ends_streams_and_polls_then_exits_cleanly(tmp_path):
             )
             assert (await sse.next_event()).id == "2"
             sse.close()
+
+
+async def test_sigterm_drops_a_stream_whose_client_does_not_read_its_end(tmp_path):
+    """A stalled viewer (not slow enough to be cut off) cannot hold shutdown up: after a
+    grace period its connection is dropped and the process still exits cleanly."""
+    running = ServerProcess(f"sqlite:///{tmp_path}/c.db").start()
+    stalled = socket.socket()
+    try:
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalled.connect((running.host, running.port))
+        stalled.sendall(b"GET /comments/live/stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        async with httpx.AsyncClient(base_url=running.url, timeout=10) as client:
+            wait_until(
+                lambda: "livecomments_streams_open 1.0" in httpx.get(f"{running.url}/metrics").text
+            )
+            for _ in range(8):  # about 500 KB for the stalled viewer, under its 1 MiB limit
+                await asyncio.gather(
+                    *(
+                        client.post("/comments/live", json={"message": "x" * 500})
+                        for _ in range(100)
+                    )
+                )
+        started = time.monotonic()
+        assert await asyncio.to_thread(running.terminate) == 0
+        assert time.monotonic() - started < STREAM_END_GRACE + 5
+    finally:
+        stalled.close()
+        running.kill()
+    assert "stopped" in running.log()
