@@ -87,6 +87,8 @@ class SseConnection(asyncio.Protocol):
         except Exception:
             log.exception("catching up a stream of %s failed", self.channel.video_id)
             self.end()
+        finally:
+            self._catching_up = None  # a live viewer keeps no finished task
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         writer = cast(asyncio.WriteTransport, transport)  # uvloop's is one, without the base class
