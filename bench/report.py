@@ -43,6 +43,23 @@ def _fmt(value: float, digits: int = 0) -> str:
     return f"{value:,.{digits}f}"
 
 
+def _per_server(points: list[dict[str, Any]], key: str) -> dict[str, tuple[float, float]]:
+    """Each server's (min, median) of `key` over its points."""
+    return {s: _min_median([p[key] for p in points if p["server"] == s]) for s in SERVERS}
+
+
+def _compare_row(
+    label: str, by_server: dict[str, tuple[float, float]], digits: int = 0, ratio_suffix: str = ""
+) -> str:
+    """A summary row: each server's (min, median), and livecomments' median over nchan's."""
+    (lc_min, lc_median), (nc_min, nc_median) = by_server["livecomments"], by_server["nchan"]
+    ratio = lc_median / nc_median if nc_median else float("nan")
+    return (
+        f"| {label} | {_fmt(lc_min, digits)} / {_fmt(lc_median, digits)} "
+        f"| {_fmt(nc_min, digits)} / {_fmt(nc_median, digits)} | {ratio:.2f}{ratio_suffix} |"
+    )
+
+
 def _client_cpu(point: dict[str, Any], key: str) -> str:
     """A client-side CPU figure (`loadgen_cpu_s`, `publisher_cpu_s`) of a point, or n/a."""
     return str(point.get(key, "n/a"))
@@ -139,41 +156,35 @@ def summary(results: dict[str, Any]) -> str:
             )
             for s in SERVERS
         }
-        ratio = largest["livecomments"][1] / largest["nchan"][1] if largest["nchan"][1] else 0
         rows.append(
-            "| 1. hot video: largest N with p99 < 200 ms, no loss "
-            f"(R={results['plan']['hot_rate']}/s) "
-            f"| {_fmt(largest['livecomments'][0])} / {_fmt(largest['livecomments'][1])} "
-            f"| {_fmt(largest['nchan'][0])} / {_fmt(largest['nchan'][1])} | {ratio:.2f}x |"
+            _compare_row(
+                "1. hot video: largest N with p99 < 200 ms, no loss "
+                f"(R={results['plan']['hot_rate']}/s)",
+                largest,
+                ratio_suffix="x",
+            )
         )
-        lc_e, nc_e = efficiency["livecomments"], efficiency["nchan"]
         rows.append(
-            f"| 2. efficiency: server CPU-s per million deliveries (N={eff_n}) "
-            f"| {_fmt(lc_e[0], 1)} / {_fmt(lc_e[1], 1)} | {_fmt(nc_e[0], 1)} / {_fmt(nc_e[1], 1)} "
-            f"| {lc_e[1] / nc_e[1]:.2f} |"
+            _compare_row(
+                f"2. efficiency: server CPU-s per million deliveries (N={eff_n})",
+                efficiency,
+                digits=1,
+            )
         )
         if fan_out:
-            only = {
-                s: _min_median([f["per_million"] for f in fan_out if f["server"] == s])
-                for s in SERVERS
-            }
-            lc_f, nc_f = only["livecomments"], only["nchan"]
             rows.append(
-                "| 2. efficiency, fan-out only: the same, less the server CPU at N=0 "
-                f"| {_fmt(lc_f[0], 1)} / {_fmt(lc_f[1], 1)} "
-                f"| {_fmt(nc_f[0], 1)} / {_fmt(nc_f[1], 1)} "
-                f"| {lc_f[1] / nc_f[1] if nc_f[1] else float('nan'):.2f} |"
+                _compare_row(
+                    "2. efficiency, fan-out only: the same, less the server CPU at N=0",
+                    _per_server(fan_out, "per_million"),
+                    digits=1,
+                )
             )
         if idle:
-            per_conn = {
-                s: _min_median([p["bytes_per_conn"] for p in idle if p["server"] == s])
-                for s in SERVERS
-            }
-            lc_i, nc_i = per_conn["livecomments"], per_conn["nchan"]
             rows.append(
-                f"| 3. idle: RSS bytes per SSE connection (N={_fmt(idle[0]['n'])}) "
-                f"| {_fmt(lc_i[0])} / {_fmt(lc_i[1])} | {_fmt(nc_i[0])} / {_fmt(nc_i[1])} "
-                f"| {lc_i[1] / nc_i[1]:.2f} |"
+                _compare_row(
+                    f"3. idle: RSS bytes per SSE connection (N={_fmt(idle[0]['n'])})",
+                    _per_server(idle, "bytes_per_conn"),
+                )
             )
         lines += [*rows, ""]
     if ingest:
