@@ -63,9 +63,10 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 HOT_P99_MS = 200.0
 INGEST_P99_MS = 50.0
-# nchan writes every message separately: at 300-500 viewers one load generator reading
-# them all took a whole core (bench run of d36281d), so two share the reading from here.
-TWO_LOADGENS_FROM = 200
+# One load generator below this, two (one per core) from here. Two from N = 200 were
+# tried: nchan then passed only 100 / 200 viewers (500 / 300 with one, the run before),
+# its one worker sharing both cores with two readers; so one reads below 1,000.
+TWO_LOADGENS_FROM = 1000
 CONNS_PER_LOADGEN = 6000  # well under the 20,000 open files one process may hold
 SOURCES_PER_LOADGEN = 30  # 127.0.0.x source addresses, so ephemeral ports never run out
 
@@ -125,7 +126,7 @@ class LoadGenerators:
     async def __aenter__(self) -> "LoadGenerators":
         count = math.ceil(self.conns / CONNS_PER_LOADGEN)  # none for no viewers
         if self.conns >= TWO_LOADGENS_FROM:
-            count = max(count, 2)  # one per core, so reading is never capped at one core
+            count = max(count, 2)  # one per core for reading
         for index in range(count):
             share = self.conns // count + (1 if index < self.conns % count else 0)
             command = [sys.executable, "-m", "bench.loadgen", "--port", str(self.port)]
