@@ -43,6 +43,11 @@ def _fmt(value: float, digits: int = 0) -> str:
     return f"{value:,.{digits}f}"
 
 
+def _head(header: str) -> list[str]:
+    """A Markdown table's header row and the separator row under it."""
+    return [header, "|" + " --- |" * (header.count("|") - 1)]
+
+
 def _per_server(points: list[dict[str, Any]], key: str) -> dict[str, tuple[float, float]]:
     """Each server's (min, median) of `key` over its points."""
     return {s: _min_median([p[key] for p in points if p["server"] == s]) for s in SERVERS}
@@ -139,10 +144,9 @@ def summary(results: dict[str, Any]) -> str:
     eff_n = results["plan"]["efficiency_n"]
     fan_out = fan_out_only(results)
     if hot:
-        rows = [
+        rows = _head(
             "| scenario | livecomments (min / median) | nchan (min / median) | ratio (median) |"
-        ]
-        rows.append("| --- | --- | --- | --- |")
+        )
         largest = {
             s: _min_median([largest_passing(hot, s, r, "n") for r in _reps(hot)]) for s in SERVERS
         }
@@ -188,8 +192,7 @@ def summary(results: dict[str, Any]) -> str:
             )
         lines += [*rows, ""]
     if ingest:
-        rows = ["| 4. ingest into one video, p99 post < 50 ms | highest rate (min / median) |"]
-        rows.append("| --- | --- |")
+        rows = _head("| 4. ingest into one video, p99 post < 50 ms | highest rate (min / median) |")
         for label, points in ingest_configurations(results).items():
             best = _min_median(
                 [
@@ -200,12 +203,11 @@ def summary(results: dict[str, Any]) -> str:
             rows.append(f"| livecomments, {label} | {_fmt(best[0])} / {_fmt(best[1])} /s |")
         lines += [*rows, ""]
     lines.append("### Every hot-video step\n")
-    lines.append(
+    lines += _head(
         "| server | rep | N | connected | posts/s | p50 ms | p90 ms | p99 ms | max ms "
         "| delivered/s | missing | holes/dup/reorder | closed "
         "| server CPU s | CPU s per M | loadgen CPU s | publisher CPU s | RSS MB | pass |"
     )
-    lines.append("|" + " --- |" * 19)
     for p in hot:
         lines.append(
             f"| {p['server']} | {p['rep']} | {p['n']} | {p['connected']} | {p['post_rate']} "
@@ -224,11 +226,10 @@ def summary(results: dict[str, Any]) -> str:
             "one: CPU seconds in the measured window, and all three together as a share of "
             "what the cores could give in that window.\n"
         )
-        lines.append(
+        lines += _head(
             "| server | rep | N | pass | window s | server CPU s | loadgen CPU s "
             "| publisher CPU s | share of the box |"
         )
-        lines.append("|" + " --- |" * 9)
         for p in ladder_tops(hot):
             lines.append(
                 f"| {p['server']} | {p['rep']} | {p['n']} | {p['pass']} | {p['window_s']} "
@@ -242,12 +243,11 @@ def summary(results: dict[str, Any]) -> str:
             f"and no viewers (N=0), scaled to the N={eff_n} step's window, per million "
             "comments delivered in that window.\n"
         )
-        lines.append(
+        lines += _head(
             f"| server | rep | N={eff_n}: window s | server CPU s | publisher CPU s "
             "| N=0: window s | server CPU s | publisher CPU s | posts/s "
             "| fan-out CPU s | delivered | fan-out CPU s per M |"
         )
-        lines.append("|" + " --- |" * 12)
         for f in fan_out:
             lines.append(
                 f"| {f['server']} | {f['rep']} | {f['window_s']} | {f['cpu_s']} "
@@ -258,8 +258,9 @@ def summary(results: dict[str, Any]) -> str:
             )
     if idle:
         lines.append("\n### Idle connections\n")
-        lines.append("| server | rep | N | connected | RSS before MB | RSS after MB | bytes/conn |")
-        lines.append("|" + " --- |" * 7)
+        lines += _head(
+            "| server | rep | N | connected | RSS before MB | RSS after MB | bytes/conn |"
+        )
         for p in idle:
             lines.append(
                 f"| {p['server']} | {p['rep']} | {p['n']} | {p['connected']} "
@@ -267,11 +268,10 @@ def summary(results: dict[str, Any]) -> str:
             )
     if ingest:
         lines.append("\n### Every ingest step\n")
-        lines.append(
+        lines += _head(
             "| configuration | rep | rate/s | posts/s | posted | failed "
             "| p50 ms | p99 ms | max ms | server CPU s | publisher CPU s | pass |"
         )
-        lines.append("|" + " --- |" * 12)
         for label, points in ingest_configurations(results).items():
             for p in points:
                 lines.append(
