@@ -5,7 +5,8 @@ on two private threads, one per connection: a writer and a reader (WAL mode
 lets reads go on while a write commits). Both threads are daemons, started by
 the first call; `close` ends them.
 
-Sequencing: `append` takes SQLite's write lock (`BEGIN IMMEDIATE`), reads
+Sequencing: `append` waits for its turn among this service's writers
+(store/write_lock.py), takes SQLite's write lock (`BEGIN IMMEDIATE`), reads
 `max(seq)` and inserts the batch as the next numbers. The write lock already
 orders all writers, also those in other processes, so no retry loop is needed;
 the `(video_id, seq)` primary key still refuses any duplicate. See
@@ -15,6 +16,7 @@ store. Durability: `synchronous=FULL`, so a commit survives power loss.
 
 import asyncio
 import contextlib
+import logging
 import queue
 import sqlite3
 import threading
@@ -26,7 +28,9 @@ from urllib.parse import urlsplit
 
 from livecomments.comment import Appended, Comment, Draft, utc_timestamp
 from store.base import StoreUnavailable
+from store.write_lock import WriteLock, WriteTurn
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 BUSY_TIMEOUT_SECONDS = 5.0
 
@@ -51,7 +55,7 @@ class SQLiteStore:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._writer = _ConnectionThread(path, "livecomments-sqlite-writer")
+        self._writer = _ConnectionThread(path, "livecomments-sqlite-writer", WriteLock(path))
         self._reader = _ConnectionThread(path, "livecomments-sqlite-reader")
 
     @classmethod
@@ -105,11 +109,15 @@ class _ConnectionThread:
     Work goes to the thread on a queue and its result comes back with one
     `call_soon_threadsafe`: a `ThreadPoolExecutor` hop costs about half again as
     much CPU (its `submit` and future chaining are Python), paid on every batch.
+    With a `write_lock`, every piece of work runs holding it, and one that waits
+    longer than the busy timeout for it is given up: never run, answered with
+    `StoreUnavailable`.
     """
 
-    def __init__(self, path: str, name: str) -> None:
+    def __init__(self, path: str, name: str, write_lock: WriteLock | None = None) -> None:
         self._path = path
         self._name = name
+        self._write_lock = write_lock
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -128,22 +136,39 @@ class _ConnectionThread:
             if self._db is not None:
                 self._db.close()
                 self._db = None
+            if self._write_lock is not None:
+                self._write_lock.close()
 
-        await self._call(disconnect)
-        self._closed = True
+        turn = WriteTurn()  # the thread may be stuck behind a writer of another process
+        try:
+            await self._call(lambda: disconnect() if turn.start() else None, turn)
+        except StoreUnavailable as exc:
+            log.warning("closing %s without its SQLite thread: %s", self._name, exc)
+            return  # a daemon: it ends with the process
+        finally:
+            self._closed = True
+            if self._thread is not None:
+                self._jobs.put(None)
         if self._thread is not None:
-            self._jobs.put(None)
             self._thread.join()
 
     async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        lock = self._write_lock
+        turn = None if lock is None else WriteTurn()
+
         def call() -> T:
             if self._db is None:
                 raise StoreUnavailable("the SQLite store is not open")
-            return work(self._db)
+            if lock is None or turn is None:
+                return work(self._db)
+            with lock.held():
+                if not turn.start():
+                    raise StoreUnavailable("SQLite: gave up waiting for the write lock")
+                return work(self._db)
 
-        return await self._call(call)
+        return await self._call(call, turn)
 
-    async def _call(self, work: Callable[[], T]) -> T:
+    async def _call(self, work: Callable[[], T], turn: WriteTurn | None = None) -> T:
         if self._closed:
             raise StoreUnavailable("the SQLite store is closed")
         if self._thread is None:
@@ -152,10 +177,16 @@ class _ConnectionThread:
         loop = asyncio.get_running_loop()
         done: asyncio.Future[T] = loop.create_future()
         self._jobs.put(_Job(work, loop, done))
+        patience = (
+            None if turn is None else loop.call_later(BUSY_TIMEOUT_SECONDS, _give_up, done, turn)
+        )
         try:
             return await done
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"SQLite: {exc}") from exc
+        finally:
+            if patience is not None:
+                patience.cancel()
 
     def _serve(self) -> None:
         while (job := self._jobs.get()) is not None:
@@ -190,6 +221,11 @@ def _resolve(done: "asyncio.Future[Any]", result: object, error: BaseException |
         done.set_result(result)
     else:
         done.set_exception(error)
+
+
+def _give_up(done: "asyncio.Future[Any]", turn: WriteTurn) -> None:
+    if not done.done() and turn.give_up():
+        done.set_exception(StoreUnavailable("SQLite: another writer kept the write lock too long"))
 
 
 def _prepare_schema(db: sqlite3.Connection) -> None:

@@ -1,6 +1,13 @@
-"""A store that cannot commit gives 503 JSON, never a false 201, and service resumes by itself."""
+"""A store that cannot commit gives 503 JSON, never a false 201, and service resumes by itself.
 
+Also: how the service's own SQLite writers line up (store/write_lock.py)."""
+
+import asyncio
+import contextlib
+import fcntl
 import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 
@@ -28,3 +35,58 @@ async def test_locked_store_answers_503_and_loses_nothing(tmp_path):
             assert after.json()["seq"] == 2
             history = (await client.get("/comments/v", params={"after": 0})).json()
             assert [c["message"] for c in history["comments"]] == ["before", "after"]
+
+
+@contextlib.contextmanager
+def writers_lock_held(database: Path) -> Iterator[None]:
+    """Hold the lock that lines up the service's SQLite writers, as a stuck writer would."""
+    with open(f"{database}-lock", "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+async def test_a_post_waits_its_turn_behind_another_writer(tmp_path):
+    path = tmp_path / "c.db"
+    with ServerProcess(f"sqlite:///{path}") as running:
+        async with httpx.AsyncClient(base_url=running.url, timeout=30) as client:
+            assert (await client.post("/comments/v", json={"message": "a"})).status_code == 201
+            with writers_lock_held(path):
+                post = asyncio.ensure_future(client.post("/comments/v", json={"message": "b"}))
+                await asyncio.sleep(0.5)
+                assert not post.done()  # waiting for the lock, not failing
+            answer = await post
+            assert answer.status_code == 201
+            assert answer.json()["seq"] == 2
+
+
+async def test_a_writer_stuck_holding_the_lock_gives_503_and_never_a_late_commit(tmp_path):
+    path = tmp_path / "c.db"
+    with ServerProcess(f"sqlite:///{path}") as running:
+        async with httpx.AsyncClient(base_url=running.url, timeout=30) as client:
+            assert (await client.post("/comments/v", json={"message": "a"})).status_code == 201
+            with writers_lock_held(path):
+                refused = await client.post("/comments/v", json={"message": "given up"})
+                assert refused.status_code == 503
+                assert refused.json()["error"]["code"] == "store_unavailable"
+            after = await client.post("/comments/v", json={"message": "after"})
+            assert after.status_code == 201
+            assert after.json()["seq"] == 2
+            history = (await client.get("/comments/v", params={"after": 0})).json()
+            assert [c["message"] for c in history["comments"]] == ["a", "after"]
+
+
+async def test_a_writer_stuck_holding_the_lock_does_not_hold_up_shutdown(tmp_path):
+    path = tmp_path / "c.db"
+    with ServerProcess(f"sqlite:///{path}") as running:
+        async with httpx.AsyncClient(base_url=running.url, timeout=30) as client:
+            assert (await client.post("/comments/v", json={"message": "a"})).status_code == 201
+            with writers_lock_held(path):
+                post = asyncio.ensure_future(client.post("/comments/v", json={"message": "b"}))
+                await asyncio.sleep(0.3)
+                assert await asyncio.to_thread(running.terminate, 30) == 0
+                assert (await post).status_code == 503
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("SELECT message FROM comments").fetchall() == [("a",)]
