@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import fcntl
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -48,45 +48,48 @@ def writers_lock_held(database: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-async def test_a_post_waits_its_turn_behind_another_writer(tmp_path):
-    path = tmp_path / "c.db"
+@contextlib.asynccontextmanager
+async def one_comment_posted(path: Path) -> AsyncIterator[tuple[ServerProcess, httpx.AsyncClient]]:
+    """A server on the SQLite file `path` whose video "v" holds one comment, "a"."""
     with ServerProcess(f"sqlite:///{path}") as running:
         async with httpx.AsyncClient(base_url=running.url, timeout=30) as client:
             assert (await client.post("/comments/v", json={"message": "a"})).status_code == 201
-            with writers_lock_held(path):
-                post = asyncio.ensure_future(client.post("/comments/v", json={"message": "b"}))
-                await asyncio.sleep(0.5)
-                assert not post.done()  # waiting for the lock, not failing
-            answer = await post
-            assert answer.status_code == 201
-            assert answer.json()["seq"] == 2
+            yield running, client
+
+
+async def test_a_post_waits_its_turn_behind_another_writer(tmp_path):
+    path = tmp_path / "c.db"
+    async with one_comment_posted(path) as (_, client):
+        with writers_lock_held(path):
+            post = asyncio.ensure_future(client.post("/comments/v", json={"message": "b"}))
+            await asyncio.sleep(0.5)
+            assert not post.done()  # waiting for the lock, not failing
+        answer = await post
+        assert answer.status_code == 201
+        assert answer.json()["seq"] == 2
 
 
 async def test_a_writer_stuck_holding_the_lock_gives_503_and_never_a_late_commit(tmp_path):
     path = tmp_path / "c.db"
-    with ServerProcess(f"sqlite:///{path}") as running:
-        async with httpx.AsyncClient(base_url=running.url, timeout=30) as client:
-            assert (await client.post("/comments/v", json={"message": "a"})).status_code == 201
-            with writers_lock_held(path):
-                refused = await client.post("/comments/v", json={"message": "given up"})
-                assert refused.status_code == 503
-                assert refused.json()["error"]["code"] == "store_unavailable"
-            after = await client.post("/comments/v", json={"message": "after"})
-            assert after.status_code == 201
-            assert after.json()["seq"] == 2
-            history = (await client.get("/comments/v", params={"after": 0})).json()
-            assert [c["message"] for c in history["comments"]] == ["a", "after"]
+    async with one_comment_posted(path) as (_, client):
+        with writers_lock_held(path):
+            refused = await client.post("/comments/v", json={"message": "given up"})
+            assert refused.status_code == 503
+            assert refused.json()["error"]["code"] == "store_unavailable"
+        after = await client.post("/comments/v", json={"message": "after"})
+        assert after.status_code == 201
+        assert after.json()["seq"] == 2
+        history = (await client.get("/comments/v", params={"after": 0})).json()
+        assert [c["message"] for c in history["comments"]] == ["a", "after"]
 
 
 async def test_a_writer_stuck_holding_the_lock_does_not_hold_up_shutdown(tmp_path):
     path = tmp_path / "c.db"
-    with ServerProcess(f"sqlite:///{path}") as running:
-        async with httpx.AsyncClient(base_url=running.url, timeout=30) as client:
-            assert (await client.post("/comments/v", json={"message": "a"})).status_code == 201
-            with writers_lock_held(path):
-                post = asyncio.ensure_future(client.post("/comments/v", json={"message": "b"}))
-                await asyncio.sleep(0.3)
-                assert await asyncio.to_thread(running.terminate, 30) == 0
-                assert (await post).status_code == 503
+    async with one_comment_posted(path) as (running, client):
+        with writers_lock_held(path):
+            post = asyncio.ensure_future(client.post("/comments/v", json={"message": "b"}))
+            await asyncio.sleep(0.3)
+            assert await asyncio.to_thread(running.terminate, 30) == 0
+            assert (await post).status_code == 503
     with contextlib.closing(sqlite3.connect(path)) as db:
         assert db.execute("SELECT message FROM comments").fetchall() == [("a",)]
