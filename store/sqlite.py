@@ -109,9 +109,9 @@ class _ConnectionThread:
     Work goes to the thread on a queue and its result comes back with one
     `call_soon_threadsafe`: a `ThreadPoolExecutor` hop costs about half again as
     much CPU (its `submit` and future chaining are Python), paid on every batch.
-    With a `write_lock`, every piece of work runs holding it, and one that waits
-    longer than the busy timeout for it is given up: never run, answered with
-    `StoreUnavailable`.
+    With a `write_lock`, every `run` holds it, and a `run` that has not started
+    within the busy timeout of being queued (behind a stuck peer, or a backlog
+    of its own) is given up: never run, answered with `StoreUnavailable`.
     """
 
     def __init__(self, path: str, name: str, write_lock: WriteLock | None = None) -> None:
@@ -132,6 +132,10 @@ class _ConnectionThread:
         await self._call(connect)
 
     async def close(self) -> None:
+        """Close the connection on its thread and end the thread; if the thread is
+        stuck behind a writer of another process, leave it after the busy timeout
+        (a daemon: it closes the connection when it gets there, or ends with the process)."""
+
         def disconnect() -> None:
             if self._db is not None:
                 self._db.close()
@@ -139,18 +143,18 @@ class _ConnectionThread:
             if self._write_lock is not None:
                 self._write_lock.close()
 
-        turn = WriteTurn()  # the thread may be stuck behind a writer of another process
-        try:
-            await self._call(lambda: disconnect() if turn.start() else None, turn)
-        except StoreUnavailable as exc:
-            log.warning("closing %s without its SQLite thread: %s", self._name, exc)
-            return  # a daemon: it ends with the process
-        finally:
-            self._closed = True
-            if self._thread is not None:
-                self._jobs.put(None)
-        if self._thread is not None:
-            self._thread.join()
+        if self._closed:
+            return
+        done = self._submit(disconnect)
+        self._closed = True
+        self._jobs.put(None)
+        finished, _ = await asyncio.wait((done,), timeout=BUSY_TIMEOUT_SECONDS)
+        if not finished:
+            log.warning("left %s behind, still waiting for the write lock", self._name)
+            return
+        assert self._thread is not None
+        self._thread.join()
+        done.result()
 
     async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         lock = self._write_lock
@@ -161,6 +165,8 @@ class _ConnectionThread:
                 raise StoreUnavailable("the SQLite store is not open")
             if lock is None or turn is None:
                 return work(self._db)
+            if turn.given_up:  # spare the peers: do not queue for a turn nobody awaits
+                raise StoreUnavailable("SQLite: gave up waiting for the write lock")
             with lock.held():
                 if not turn.start():
                     raise StoreUnavailable("SQLite: gave up waiting for the write lock")
@@ -169,6 +175,19 @@ class _ConnectionThread:
         return await self._call(call, turn)
 
     async def _call(self, work: Callable[[], T], turn: WriteTurn | None = None) -> T:
+        done = self._submit(work)
+        patience = None
+        if turn is not None:
+            patience = done.get_loop().call_later(BUSY_TIMEOUT_SECONDS, _give_up, done, turn)
+        try:
+            return await done
+        except (sqlite3.Error, OSError) as exc:  # OSError: the write lock's file
+            raise StoreUnavailable(f"SQLite: {exc}") from exc
+        finally:
+            if patience is not None:
+                patience.cancel()
+
+    def _submit(self, work: Callable[[], T]) -> "asyncio.Future[T]":
         if self._closed:
             raise StoreUnavailable("the SQLite store is closed")
         if self._thread is None:
@@ -177,16 +196,7 @@ class _ConnectionThread:
         loop = asyncio.get_running_loop()
         done: asyncio.Future[T] = loop.create_future()
         self._jobs.put(_Job(work, loop, done))
-        patience = (
-            None if turn is None else loop.call_later(BUSY_TIMEOUT_SECONDS, _give_up, done, turn)
-        )
-        try:
-            return await done
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(f"SQLite: {exc}") from exc
-        finally:
-            if patience is not None:
-                patience.cancel()
+        return done
 
     def _serve(self) -> None:
         while (job := self._jobs.get()) is not None:

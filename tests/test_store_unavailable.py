@@ -5,12 +5,14 @@ Also: how the service's own SQLite writers line up (store/write_lock.py)."""
 import asyncio
 import contextlib
 import fcntl
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 
+from store.write_lock import WriteTurn
 from tests.server_process import ServerProcess
 
 
@@ -93,3 +95,25 @@ async def test_a_writer_stuck_holding_the_lock_does_not_hold_up_shutdown(tmp_pat
             assert (await post).status_code == 503
     with contextlib.closing(sqlite3.connect(path)) as db:
         assert db.execute("SELECT message FROM comments").fetchall() == [("a",)]
+
+
+async def test_a_lock_file_that_cannot_be_opened_gives_503(tmp_path):
+    path = tmp_path / "c.db"
+    os.mkdir(f"{path}-lock")  # not a file: open() fails
+    with ServerProcess(f"sqlite:///{path}") as running:
+        async with httpx.AsyncClient(base_url=running.url, timeout=30) as client:
+            refused = await client.post("/comments/v", json={"message": "a"})
+            assert refused.status_code == 503
+            assert refused.json()["error"]["code"] == "store_unavailable"
+
+
+def test_a_write_turn_is_either_started_or_given_up():
+    started = WriteTurn()
+    assert started.start()
+    assert not started.give_up()
+    assert started.start()  # still started: the writer may ask again
+    given_up = WriteTurn()
+    assert given_up.give_up()
+    assert given_up.given_up
+    assert not given_up.start()
+    assert given_up.give_up()
