@@ -65,9 +65,11 @@ def _compare_row(
     )
 
 
-def _client_cpu(point: dict[str, Any], key: str) -> str:
-    """A client-side CPU figure (`loadgen_cpu_s`, `publisher_cpu_s`) of a point, or n/a."""
-    return str(point.get(key, "n/a"))
+def _optional(point: dict[str, Any], key: str) -> str:
+    """A figure that results of older runs may lack (client CPU, box speed), or n/a;
+    a [before, after] pair as "before / after"."""
+    value = point.get(key, "n/a")
+    return " / ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def ladder_tops(hot: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -214,8 +216,8 @@ def summary(results: dict[str, Any]) -> str:
             f"| {p['p50_ms']} "
             f"| {p['p90_ms']} | {p['p99_ms']} | {p['max_ms']} | {_fmt(p['delivered_per_s'])} "
             f"| {p['missing']} | {p['holes']}/{p['duplicates']}/{p['reordered']} | {p['closed']} "
-            f"| {p['cpu_s']} | {p['cpu_s_per_million']} | {_client_cpu(p, 'loadgen_cpu_s')} "
-            f"| {_client_cpu(p, 'publisher_cpu_s')} | {p['rss_mb']} | {p['pass']} |"
+            f"| {p['cpu_s']} | {p['cpu_s_per_million']} | {_optional(p, 'loadgen_cpu_s')} "
+            f"| {_optional(p, 'publisher_cpu_s')} | {p['rss_mb']} | {p['pass']} |"
         )
     if hot:
         cores = results.get("cores")
@@ -233,8 +235,8 @@ def summary(results: dict[str, Any]) -> str:
         for p in ladder_tops(hot):
             lines.append(
                 f"| {p['server']} | {p['rep']} | {p['n']} | {p['pass']} | {p['window_s']} "
-                f"| {p['cpu_s']} | {_client_cpu(p, 'loadgen_cpu_s')} "
-                f"| {_client_cpu(p, 'publisher_cpu_s')} | {box_share(p, cores)} |"
+                f"| {p['cpu_s']} | {_optional(p, 'loadgen_cpu_s')} "
+                f"| {_optional(p, 'publisher_cpu_s')} | {box_share(p, cores)} |"
             )
     if fan_out:
         lines.append("\n### Efficiency, fan-out only\n")
@@ -270,7 +272,8 @@ def summary(results: dict[str, Any]) -> str:
         lines.append("\n### Every ingest step\n")
         lines += _head(
             "| configuration | rep | rate/s | posts/s | posted | failed "
-            "| p50 ms | p99 ms | max ms | server CPU s | publisher CPU s | pass |"
+            "| p50 ms | p99 ms | max ms | server CPU s | publisher CPU s "
+            "| box CPU ms before / after | box fsync ms before / after | pass |"
         )
         for label, points in ingest_configurations(results).items():
             for p in points:
@@ -278,7 +281,9 @@ def summary(results: dict[str, Any]) -> str:
                     f"| {label} | {p['rep']} | {p['rate']} | {p['post_rate']} | {p['posted']} "
                     f"| {p['post_failed']} "
                     f"| {p['p50_ms']} | {p['p99_ms']} | {p['max_ms']} | {p['cpu_s']} "
-                    f"| {_client_cpu(p, 'publisher_cpu_s')} | {p['pass']} |"
+                    f"| {_optional(p, 'publisher_cpu_s')} "
+                    f"| {_optional(p, 'box_cpu_ms')} | {_optional(p, 'box_fsync_ms')} "
+                    f"| {p['pass']} |"
                 )
     return "\n".join(lines) + "\n"
 

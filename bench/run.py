@@ -31,7 +31,8 @@ Every measured window also records the CPU seconds of the client side, which
 shares the cores with the server: the load-generator processes
 (`loadgen_cpu_s`) and this process (`publisher_cpu_s`: the publisher runs here,
 next to the runner's own few /proc reads and command lines to the load
-generators).
+generators). Every hot-video and ingest step also records how fast the box was
+just before and just after it (`box_cpu_ms`, `box_fsync_ms`: bench.box).
 """
 
 import argparse
@@ -48,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import loadgen
+from bench.box import before_and_after, probe
 from bench.publisher import Publisher, Target
 from bench.servers import (
     FERRETDB,
@@ -357,7 +359,7 @@ def describe(point: dict[str, Any]) -> str:
         k
         for k in (
             *("n", "rate", "p50_ms", "p99_ms", "delivered_per_s", "missing", "holes"),
-            *("cpu_s", "loadgen_cpu_s", "publisher_cpu_s"),
+            *("cpu_s", "loadgen_cpu_s", "publisher_cpu_s", "box_cpu_ms", "box_fsync_ms"),
         )
         if k in point
     ]
@@ -389,11 +391,13 @@ async def run_scenarios(plan: Plan, only: set[str]) -> dict[str, Any]:
         """`fan_out_point` on a fresh server and a fresh video."""
         nonlocal counter
         counter += 1
+        before = probe(work)
         server = start(work / f"s{counter}")
         try:
             point = await fan_out_point(server, n, plan, f"hot{counter}")
         finally:
             server.close()
+        point.update(before_and_after(before, probe(work)))
         point.update(server=name, rep=rep + 1, config=server.config)
         return point
 
@@ -427,11 +431,13 @@ async def run_scenarios(plan: Plan, only: set[str]) -> dict[str, Any]:
             for store, workers in ingest_configs(plan):
                 for rate in plan.ingest_rates:
                     counter += 1
+                    before = probe(work)
                     server = LiveComments(work / f"s{counter}", workers, store)
                     try:
                         point = await ingest_point(server, rate, plan, f"ingest{counter}")
                     finally:
                         server.close()
+                    point.update(before_and_after(before, probe(work)))
                     point.update(server="livecomments", store=store, workers=workers, rep=rep + 1)
                     point["config"] = server.config
                     out["ingest"].append(point)

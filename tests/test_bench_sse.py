@@ -8,10 +8,12 @@ the bytes are split into reads. The report's arithmetic where a slip would pass 
 too."""
 
 import asyncio
+from typing import Any
 
 import pytest
 
 from bench import report
+from bench.box import before_and_after, probe
 from bench.loadgen import Viewer, ViewerGroup
 from bench.sse import (
     LINE_START,
@@ -167,3 +169,24 @@ def test_ingest_rows_keep_store_and_workers_apart() -> None:
         "SQLite, 2 workers + NATS",
         "MongoDB (FerretDB), 1 worker",
     ]
+
+
+def test_ingest_steps_show_how_fast_the_box_was(tmp_path) -> None:
+    step: dict[str, Any] = {
+        "store": "sqlite",
+        "workers": 2,
+        "rep": 1,
+        "rate": 5000,
+        "post_rate": 4999,
+    }
+    step |= {"posted": 50000, "post_failed": 0, "p50_ms": 3.0, "p99_ms": 12.0, "max_ms": 18.0}
+    step |= {"cpu_s": 11.2, "pass": True}
+    probed = step | before_and_after(probe(tmp_path), {"box_cpu_ms": 2.5, "box_fsync_ms": 0.5})
+    plan = {"lc_workers": 1, "efficiency_n": 200}
+    results: dict[str, Any] = {"plan": plan, "hot": [], "idle": [], "ingest": [probed, step]}
+    results |= {"command": "python -m bench.run", "machine": "m", "code": "c", "elapsed_s": 1}
+    rows = [line for line in report.summary(results).splitlines() if "| 5000 |" in line]
+    cpu_before, fsync_before = probed["box_cpu_ms"][0], probed["box_fsync_ms"][0]
+    assert f"| {cpu_before} / 2.5 | {fsync_before} / 0.5 | True |" in rows[0]
+    assert rows[1].endswith("| n/a | n/a | True |")  # results of runs before the probe
+    assert list(tmp_path.iterdir()) == []  # the probe's file is gone
