@@ -103,7 +103,10 @@ class Server:
 class LiveComments(Server):
     name = "livecomments"
 
-    def __init__(self, folder: Path, workers: int, store: str = "sqlite") -> None:
+    def __init__(
+        self, folder: Path, workers: int, store: str = "sqlite", root: Path = ROOT
+    ) -> None:
+        """`root`: the checkout whose server.py runs (another build, for bench.ab)."""
         folder.mkdir(parents=True, exist_ok=True)
         self.processes = []
         self.port = free_port()
@@ -144,7 +147,7 @@ class LiveComments(Server):
         command = [sys.executable, "server.py", "--port", str(self.port), "--store", store_url]
         command += ["--bus", bus, "--workers", str(workers), "--log-level", "WARNING"]
         with (folder / "server.log").open("ab") as log:
-            server = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+            server = subprocess.Popen(command, cwd=root, stdout=log, stderr=subprocess.STDOUT)
         self.processes.append(server)
         wait_until_serving(server, self.port, 20)
         time.sleep(0.5 if workers == 1 else 1.5)  # every worker listening

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bench import report
+from bench import ab, report
 from bench.box import before_and_after, probe
 from bench.loadgen import Viewer, ViewerGroup
 from bench.sse import (
@@ -190,3 +190,12 @@ def test_ingest_steps_show_how_fast_the_box_was(tmp_path) -> None:
     assert f"| {cpu_before} / 2.5 | {fsync_before} / 0.5 | True |" in rows[0]
     assert rows[1].endswith("| n/a | n/a | True |")  # results of runs before the probe
     assert list(tmp_path.iterdir()) == []  # the probe's file is gone
+
+
+def test_ab_table_puts_each_rate_of_both_builds_side_by_side() -> None:
+    step: dict[str, Any] = {"rate": 5000, "p99_ms": 12.0, "cpu_s": 11.0, "pass": True}
+    step |= {"box_cpu_ms": [1.0, 1.1], "build": "this"}
+    failed = step | {"build": "base", "p99_ms": 56.0, "pass": False}
+    rows = ab.table([step, failed, step | {"p99_ms": 20.0}], "title").splitlines()
+    assert rows[4] == "| 5000 | base | 0 of 1 | 56.0 | 11.00 | 1.0 |"
+    assert rows[5] == "| 5000 | this | 2 of 2 | 12.0, 20.0 | 11.00 | 1.0 |"
