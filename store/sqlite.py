@@ -235,7 +235,9 @@ def _resolve(done: "asyncio.Future[Any]", result: object, error: BaseException |
 
 def _give_up(done: "asyncio.Future[Any]", turn: WriteTurn) -> None:
     if not done.done() and turn.give_up():
-        done.set_exception(StoreUnavailable("SQLite: another writer kept the write lock too long"))
+        done.set_exception(
+            StoreUnavailable(f"SQLite: the write did not start within {BUSY_TIMEOUT_SECONDS:g} s")
+        )
 
 
 def _prepare_schema(db: sqlite3.Connection) -> None:
