@@ -65,7 +65,7 @@ def table(points: list[dict[str, Any]], title: str) -> str:
             passed = sum(p["pass"] for p in mine)
             p99s = ", ".join(str(p["p99_ms"]) for p in mine)
             cpu = statistics.median(p["cpu_s"] for p in mine)
-            box = statistics.median(p["box_cpu_ms"][0] for p in mine)
+            box = round(statistics.median(p["box_cpu_ms"][0] for p in mine), 2)
             lines.append(
                 f"| {rate} | {build} | {passed} of {len(mine)} | {p99s} | {cpu:.2f} | {box} |"
             )
