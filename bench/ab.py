@@ -23,9 +23,8 @@ from typing import Any
 import uvloop
 
 from bench import loadgen
-from bench.box import before_and_after, probe
-from bench.run import FULL, RESULTS, code_version, describe, ingest_point, progress
-from bench.servers import ROOT, LiveComments
+from bench.run import FULL, RESULTS, code_version, describe, ingest_step, progress
+from bench.servers import ROOT
 
 
 async def compare(
@@ -40,13 +39,9 @@ async def compare(
             if (rep + rates.index(rate)) % 2:
                 order.reverse()
             for build, root in order:
-                before = probe(work)
-                server = LiveComments(work / f"{build}-{rep}-{rate}", workers, store, root)
-                try:
-                    point = await ingest_point(server, rate, FULL, f"ab{rep}")
-                finally:
-                    server.close()
-                point.update(before_and_after(before, probe(work)), build=build, rep=rep + 1)
+                folder = work / f"{build}-{rep}-{rate}"
+                point = await ingest_step(folder, rate, FULL, store, workers, root)
+                point.update(build=build, rep=rep + 1)
                 points.append(point)
                 progress(f"{build} rep {rep + 1}: {describe(point)}")
     return points

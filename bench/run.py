@@ -343,6 +343,22 @@ async def ingest_point(server: Server, rate: int, plan: Plan, video: str) -> dic
     return point
 
 
+async def ingest_step(
+    folder: Path, rate: int, plan: Plan, store: str, workers: int, root: Path = ROOT
+) -> dict[str, Any]:
+    """`ingest_point` on a fresh server in `folder` (of the build in `root`), with how
+    fast the box was before and after it."""
+    before = probe(folder.parent)
+    server = LiveComments(folder, workers, store, root)
+    try:
+        point = await ingest_point(server, rate, plan, "ingest")
+    finally:
+        server.close()
+    point.update(before_and_after(before, probe(folder.parent)))
+    point["config"] = server.config
+    return point
+
+
 def ingest_configs(plan: Plan) -> list[tuple[str, int]]:
     """The ingest scenario's (store, workers): SQLite and MongoDB with the plan's workers,
     and SQLite with one worker per core sharing the port (at least two, so that the
@@ -431,15 +447,8 @@ async def run_scenarios(plan: Plan, only: set[str]) -> dict[str, Any]:
             for store, workers in ingest_configs(plan):
                 for rate in plan.ingest_rates:
                     counter += 1
-                    before = probe(work)
-                    server = LiveComments(work / f"s{counter}", workers, store)
-                    try:
-                        point = await ingest_point(server, rate, plan, f"ingest{counter}")
-                    finally:
-                        server.close()
-                    point.update(before_and_after(before, probe(work)))
+                    point = await ingest_step(work / f"s{counter}", rate, plan, store, workers)
                     point.update(server="livecomments", store=store, workers=workers, rep=rep + 1)
-                    point["config"] = server.config
                     out["ingest"].append(point)
                     progress(f"ingest rep {rep + 1} {store} x{workers}: {describe(point)}")
                     if not point["pass"]:
