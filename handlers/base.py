@@ -33,6 +33,12 @@ _CODES = {
     503: "unavailable",
 }
 JSON_TYPE = "application/json; charset=utf-8"
+# A store can fail between committing a post and answering it, so a 503 cannot say
+# the post was not stored; its key makes the retry safe (docs/DESIGN.md).
+STORE_UNAVAILABLE = (
+    "the comment store is unavailable; try again (retry a post with the same "
+    "Idempotency-Key: it may have been stored)"
+)
 _SERVER = f"TornadoServer/{tornado.version}"
 
 
@@ -72,7 +78,7 @@ class ApiHandler(RequestHandler):
             if error.retry_after is not None:
                 self.set_header("Retry-After", str(error.retry_after))
         elif isinstance(error, StoreUnavailable):
-            code, message = "store_unavailable", "the comment store is unavailable; try again"
+            code, message = "store_unavailable", STORE_UNAVAILABLE
         else:
             code = _CODES.get(status_code, "error")
             reason = error.reason if isinstance(error, HTTPError) else None

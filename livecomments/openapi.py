@@ -145,7 +145,10 @@ PATHS: dict[str, Any] = {
                 "413": _error("the body is larger than the limit"),
                 "422": _error("the Idempotency-Key was used for a different comment"),
                 "429": RATE_LIMITED,
-                "503": STORE_DOWN,
+                "503": _error(
+                    "the comment store is unavailable, or the server is stopping; the comment"
+                    " may have been committed all the same: retry with the same Idempotency-Key"
+                ),
             },
         },
         "get": {

@@ -113,6 +113,7 @@ class FaultResult:
     stored: int = 0  # comments in the store's history at the end
     acknowledged_not_stored: int = 0  # a 201 for a comment the store does not have
     refused_but_stored: int = 0  # refused to the client, committed all the same
+    stored_twice: int = 0  # extra copies of a message in the store
     unclean_refusals: int = 0  # a 5xx from the service whose body is not a JSON error
     viewers: list[ViewerCount] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
@@ -277,6 +278,8 @@ class Outcome:
     seq: int | None = None
     error: str = ""  # the JSON error code, or the exception's name
     json_error: bool = False
+    key: str | None = None  # the Idempotency-Key it was sent with
+    replayed: bool = False  # a 201 for a key the store already had
     sent_at: float = 0.0  # time.monotonic()
     answered_at: float = 0.0
 
@@ -286,7 +289,9 @@ class Poster:
 
     At most `concurrency` posts are in flight, so a stalled service slows the
     poster down instead of piling up requests. `stamp` starts each message with its
-    send time, for latency; `size` pads messages to about that many bytes.
+    send time, for latency; `size` pads messages to about that many bytes; `keyed`
+    sends each comment with an Idempotency-Key of its own, so `retry_refused` can
+    post the refused ones again as a careful client would.
     """
 
     def __init__(
@@ -300,12 +305,16 @@ class Poster:
         size: int = 0,
         stamp: bool = False,
         burst: int = 1,
+        keyed: bool = False,
     ) -> None:
+        self.urls = urls
         self.video = video
         self.rate = rate
         self.burst = burst
         self.size = size
         self.stamp = stamp
+        self.keyed = keyed
+        self.timeout = timeout
         self.outcomes: list[Outcome] = []
         self._clients = [
             httpx.AsyncClient(
@@ -333,7 +342,9 @@ class Poster:
             for _ in range(self.burst):
                 await self._slots.acquire()
                 client = self._clients[self._count % len(self._clients)]
-                task = asyncio.create_task(self._post(client, self._message()))
+                message = self._message()
+                key = f"k{self._count}" if self.keyed else None
+                task = asyncio.create_task(self._post(client, message, key))
                 self._pending.add(task)
                 task.add_done_callback(self._pending.discard)
             next_at += interval
@@ -350,18 +361,25 @@ class Poster:
             text += " " + "\N{GRINNING FACE}" * room
         return text
 
-    async def _post(self, client: httpx.AsyncClient, message: str) -> None:
-        sent_at = time.monotonic()
+    async def _post(self, client: httpx.AsyncClient, message: str, key: str | None) -> None:
         try:
-            response = await client.post(f"/comments/{self.video}", json={"message": message})
-        except httpx.HTTPError as exc:
-            error = type(exc).__name__
-            self.outcomes.append(Outcome(message, None, error=error, sent_at=sent_at))
-            return
+            outcome = await self._send(client, message, key)
         finally:
             self._slots.release()
-        outcome = Outcome(message, response.status_code, sent_at=sent_at)
+        self.outcomes.append(outcome)
+
+    async def _send(self, client: httpx.AsyncClient, message: str, key: str | None) -> Outcome:
+        sent_at = time.monotonic()
+        headers = {"Idempotency-Key": key} if key else {}
+        try:
+            response = await client.post(
+                f"/comments/{self.video}", json={"message": message}, headers=headers
+            )
+        except httpx.HTTPError as exc:
+            return Outcome(message, None, error=type(exc).__name__, sent_at=sent_at, key=key)
+        outcome = Outcome(message, response.status_code, sent_at=sent_at, key=key)
         outcome.answered_at = time.monotonic()
+        outcome.replayed = response.headers.get("Idempotent-Replayed") == "true"
         try:
             body = response.json()
         except ValueError:
@@ -371,7 +389,7 @@ class Poster:
         elif isinstance(body, dict) and isinstance(body.get("error"), dict):
             outcome.error = str(body["error"].get("code", ""))
             outcome.json_error = bool(outcome.error)
-        self.outcomes.append(outcome)
+        return outcome
 
     @property
     def acknowledged(self) -> list[Outcome]:
@@ -385,6 +403,12 @@ class Poster:
         """Wait until `count` more posts than now were acknowledged."""
         target = len(self.acknowledged) + count
         await poll(lambda: len(self.acknowledged) >= target, within, "posts acknowledged")
+
+    async def retry_refused(self) -> list[Outcome]:
+        """Post every refused comment again, one at a time, with its Idempotency-Key."""
+        assert self.keyed, "a retry without the key could store a comment twice"
+        async with httpx.AsyncClient(base_url=self.urls[0], timeout=self.timeout) as client:
+            return [await self._send(client, o.message, o.key) for o in self.refused]
 
     async def stop(self) -> None:
         """Stop sending, let the posts in flight finish, close the clients."""
@@ -468,6 +492,7 @@ def tally(
         if outcome.message in stored_messages:
             result.refused_but_stored += 1
     result.stored = len(stored)
+    result.stored_twice = len(stored) - len(stored_messages)
     result.acknowledged_not_stored = sum(
         1 for o in poster.acknowledged if stored_messages.get(o.message) != o.seq
     )
@@ -556,7 +581,7 @@ async def kill_instance(
     result = FaultResult("kill_instance", "SIGKILL the instance serving the video (behind nginx)")
     async with watched_behind_nginx(workdir, mongo, "faults_kill_", viewers_count) as setup:
         victim = setup.servers[setup.serving]
-        poster = Poster([setup.nginx.url], setup.video, rate=40, burst=2).start()
+        poster = Poster([setup.nginx.url], setup.video, rate=40, burst=2, keyed=True).start()
         await poster.wait_acknowledged(20, within=15)
         await asyncio.to_thread(victim.kill)
         result.details["victim exit"] = victim.process.returncode if victim.process else None
@@ -568,7 +593,9 @@ async def kill_instance(
         await settle(setup.viewers, stored[-1][0] if stored else 0)
         await stop_viewers(setup.viewers)
         result.details["viewers reconnected"] = [v.reconnects for v in setup.viewers]
-    return tally(result, poster, stored, setup.viewers)
+        tally(result, poster, stored, setup.viewers)
+        await retry_refused(result, poster, survivor.url)
+    return result
 
 
 # ---------------------------------------------------------------------------
@@ -623,7 +650,9 @@ async def store_outage(workdir: Path, *, outage_seconds: float = 10.0) -> FaultR
             viewers = [
                 await Viewer(s.host, s.port, video).start() for s in servers for _ in range(2)
             ]
-            poster = Poster([s.url for s in servers], video, rate=20, concurrency=4).start()
+            poster = Poster(
+                [s.url for s in servers], video, rate=20, concurrency=4, keyed=True
+            ).start()
             await poster.wait_acknowledged(20, within=15)
             heartbeats_before = [v.heartbeats for v in viewers]
             acknowledged_before = len(poster.acknowledged)
@@ -661,7 +690,22 @@ async def store_outage(workdir: Path, *, outage_seconds: float = 10.0) -> FaultR
             await stop_viewers(viewers)
             result.details["stream connections per viewer"] = [v.connections for v in viewers]
             result.details["viewers reconnected"] = sum(v.reconnects for v in viewers)
-    return tally(result, poster, stored, viewers)
+            tally(result, poster, stored, viewers)
+            stored_messages = {message for _, message in stored}
+            result.details["refused, sent once it had stopped, stored"] = sum(
+                1 for o in poster.refused if o.sent_at > stopped_at and o.message in stored_messages
+            )
+            await retry_refused(result, poster, servers[0].url)
+    return result
+
+
+async def retry_refused(result: FaultResult, poster: Poster, base_url: str) -> None:
+    """Post the refused comments again with their keys; record what that gave."""
+    retries = await poster.retry_refused()
+    result.details["retries answered 201"] = sum(1 for o in retries if o.status == 201)
+    result.details["retries replayed"] = sum(1 for o in retries if o.replayed)
+    stored = [message for _, message in await history(base_url, poster.video)]
+    result.details["stored twice after the retries"] = len(stored) - len(set(stored))
 
 
 async def wait_for_status(base_url: str, path: str, status: int, within: float) -> bool:
@@ -874,6 +918,7 @@ def table(results: list[FaultResult]) -> str:
         lines.append(f"  refusals: {refusals or 'none'}")
         lines.append(
             f"  refused but stored: {result.refused_but_stored}; "
+            f"stored twice: {result.stored_twice}; "
             f"5xx without a JSON error: {result.unclean_refusals}; "
             f"unknown comments at viewers: {result.unknown}"
         )
