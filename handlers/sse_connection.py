@@ -10,6 +10,9 @@ for every viewer, which the transport hands to the kernel at once.
 Owns the HTTP framing of the body (chunked for HTTP/1.1, so a clean end is
 visible; close-delimited for HTTP/1.0), the bound on unsent bytes (a viewer
 more than `viewer_buffer` behind is cut off and resumes with `Last-Event-ID`),
+holding frames while the transport is paused (a write into a paused transport
+costs about 650 bytes of write request per viewer, so a stalled viewer would hold
+far more than its unsent bytes; a held frame costs a list slot, its bytes shared),
 the pace of catch-up (`drain`), and releasing everything the stream held when
 the connection closes. `SseConnections` tracks the open ones so shutdown can
 end them cleanly.
@@ -44,6 +47,8 @@ class SseConnection(asyncio.Protocol):
         "_catching_up",
         "_chunked",
         "_ended",
+        "_held",
+        "_held_bytes",
         "_owner",
         "_transport",
         "_writable",
@@ -64,6 +69,8 @@ class SseConnection(asyncio.Protocol):
         self._chunked = chunked
         self._transport: asyncio.WriteTransport | None = None
         self._writable: asyncio.Future[None] | None = None  # set while the transport is paused
+        self._held: list[bytes] | None = None  # frames sent while it was paused, in order
+        self._held_bytes = 0
         self._catching_up: asyncio.Task[None] | None = None
         self._ended = False
 
@@ -107,7 +114,9 @@ class SseConnection(asyncio.Protocol):
         self._writable = asyncio.get_running_loop().create_future()
 
     def resume_writing(self) -> None:
-        self._wake_writer()
+        self._wake_writer()  # first: the write below may pause the transport again
+        if self._transport is not None:
+            self._write_held(self._transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._ended = True
@@ -122,14 +131,19 @@ class SseConnection(asyncio.Protocol):
         transport = self._transport
         if self._ended or transport is None:
             return
-        if transport.get_write_buffer_size() > self._owner.viewer_buffer:
+        if transport.get_write_buffer_size() + self._held_bytes > self._owner.viewer_buffer:
             metrics.VIEWERS_CUT_OFF.inc()
             log.info("cut off a slow viewer of %s", self.channel.video_id)
             self.abort()
-        elif self._chunked:
-            transport.write(self._owner.chunk(data))
+            return
+        frame = self._owner.chunk(data) if self._chunked else data
+        if self._writable is None:
+            transport.write(frame)
+        elif self._held is None:
+            self._held, self._held_bytes = [frame], len(frame)
         else:
-            transport.write(data)
+            self._held.append(frame)
+            self._held_bytes += len(frame)
 
     def end(self) -> None:
         """Finish the stream cleanly (the client reconnects and resumes)."""
@@ -142,10 +156,18 @@ class SseConnection(asyncio.Protocol):
     def abort(self) -> None:
         """Drop the connection now, unsent bytes and all."""
         self._ended = True
+        self._held, self._held_bytes = None, 0
         if self._transport is not None:
             self._transport.abort()
 
+    def _write_held(self, transport: asyncio.WriteTransport) -> None:
+        """Hand the held frames to the transport: one write request for all of them."""
+        if self._held is not None:
+            held, self._held, self._held_bytes = self._held, None, 0
+            transport.writelines(held)
+
     def _finish(self, transport: asyncio.WriteTransport) -> None:
+        self._write_held(transport)
         if self._chunked:
             transport.write(LAST_CHUNK)
         transport.close()

@@ -93,7 +93,9 @@ async def test_a_thousand_stalled_viewers_are_cut_off_and_memory_stays_bounded(t
     details = result.details
     assert details["stalled streams opened"] == 1000
     assert details["viewers cut off"] >= 950, details
-    assert details["RSS peak growth MB"] < 200, details
+    # frames are shared: a stalled viewer costs its unsent bytes' references, not a write
+    # request per frame (which cost ~150 MB here, 1,000 x ~650 B per pending write)
+    assert details["RSS peak growth MB"] < 60, details
     assert details["healthy latencies measured"] >= 300, details
     assert details["healthy latency p99 ms"] < 1000, details
     assert result.refused == 0, result.refusals
