@@ -74,7 +74,10 @@ class SQLiteStore:
         await self._writer.close()
 
     async def ping(self) -> None:
-        await self._reader.run(lambda db: db.execute("SELECT 1").fetchone())
+        """The reader answers, and the writer gets its turn: its lock file opens and no
+        other process keeps the write lock (a failing writer fails readiness too)."""
+        await self._reader.run(_select_one)
+        await self._writer.run(_select_one)
 
     async def append(self, video_id: str, drafts: Sequence[Draft]) -> list[Appended]:
         return await self._writer.run(lambda db: _append(db, video_id, drafts))
@@ -183,6 +186,10 @@ class _ConnectionThread:
             return await done
         except (sqlite3.Error, OSError) as exc:  # OSError: the write lock's file
             raise StoreUnavailable(f"SQLite: {exc}") from exc
+        except asyncio.CancelledError:
+            if turn is not None:
+                turn.give_up()  # nobody awaits it now: it must not start later
+            raise
         finally:
             if patience is not None:
                 patience.cancel()
@@ -238,6 +245,10 @@ def _give_up(done: "asyncio.Future[Any]", turn: WriteTurn) -> None:
         done.set_exception(
             StoreUnavailable(f"SQLite: the write did not start within {BUSY_TIMEOUT_SECONDS:g} s")
         )
+
+
+def _select_one(db: sqlite3.Connection) -> None:
+    db.execute("SELECT 1").fetchone()
 
 
 def _prepare_schema(db: sqlite3.Connection) -> None:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import httpx
 
+from livecomments.comment import Draft
+from store.sqlite import SQLiteStore
 from store.write_lock import WriteTurn
 from tests.server_process import ServerProcess
 
@@ -85,6 +87,18 @@ async def test_a_writer_stuck_holding_the_lock_gives_503_and_never_a_late_commit
         assert [c["message"] for c in history["comments"]] == ["a", "after"]
 
 
+async def test_readiness_fails_while_another_writer_keeps_the_lock(tmp_path):
+    path = tmp_path / "c.db"
+    async with one_comment_posted(path) as (_, client):
+        with writers_lock_held(path):
+            stuck = await client.get("/readyz")
+            assert stuck.status_code == 503
+            assert stuck.json()["checks"]["store"].startswith("unavailable"), stuck.json()
+        assert (await client.get("/readyz")).status_code == 200
+        answer = await client.post("/comments/v", json={"message": "b"})
+        assert answer.json()["seq"] == 2  # the readiness probes wrote nothing
+
+
 async def test_a_writer_stuck_holding_the_lock_does_not_hold_up_shutdown(tmp_path):
     path = tmp_path / "c.db"
     async with one_comment_posted(path) as (running, client):
@@ -105,6 +119,27 @@ async def test_a_lock_file_that_cannot_be_opened_gives_503(tmp_path):
             refused = await client.post("/comments/v", json={"message": "a"})
             assert refused.status_code == 503
             assert refused.json()["error"]["code"] == "store_unavailable"
+            not_ready = await client.get("/readyz")
+            assert not_ready.status_code == 503
+            assert not_ready.json()["checks"]["store"].startswith("unavailable")
+
+
+async def test_a_write_cancelled_while_waiting_for_its_turn_never_commits(tmp_path):
+    path = tmp_path / "c.db"
+    store = SQLiteStore(str(path))
+    await store.open()
+    try:
+        with writers_lock_held(path):
+            cancelled = asyncio.ensure_future(store.append("v", [Draft("cancelled", "a")]))
+            await asyncio.sleep(0.3)  # queued on the writer's thread, waiting for the lock
+            cancelled.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await cancelled
+        # the writer's thread reaches the cancelled write first, and must skip it
+        [appended] = await store.append("v", [Draft("next", "a")])
+        assert (appended.comment.seq, appended.comment.message) == (1, "next")
+    finally:
+        await store.close()
 
 
 def test_a_write_turn_is_either_started_or_given_up():
