@@ -10,7 +10,9 @@ for every viewer, which the transport hands to the kernel at once.
 Owns the HTTP framing of the body (chunked for HTTP/1.1, so a clean end is
 visible; close-delimited for HTTP/1.0), the bound on unsent bytes (a viewer
 more than `viewer_buffer` behind is cut off and resumes with `Last-Event-ID`),
-holding frames while the transport is paused (a write into a paused transport
+how long a catching-up viewer may take nothing (`stall_timeout`: it is cut
+off too, as a live viewer past `viewer_buffer` is), holding frames while the
+transport is paused (a write into a paused transport
 costs about 650 bytes of write request per viewer, so a stalled viewer would hold
 far more than its unsent bytes; a held frame costs a list slot, its bytes shared),
 the pace of catch-up (`drain`), and releasing everything the stream held when
@@ -132,9 +134,7 @@ class SseConnection(asyncio.Protocol):
         if self._ended or transport is None:
             return
         if transport.get_write_buffer_size() + self._held_bytes > self._owner.viewer_buffer:
-            metrics.VIEWERS_CUT_OFF.inc()
-            log.info("cut off a slow viewer of %s", self.channel.video_id)
-            self.abort()
+            self._cut_off()
             return
         frame = self._owner.chunk(data) if self._chunked else data
         if self._writable is None:
@@ -160,6 +160,11 @@ class SseConnection(asyncio.Protocol):
         if self._transport is not None:
             self._transport.abort()
 
+    def _cut_off(self) -> None:
+        metrics.VIEWERS_CUT_OFF.inc()
+        log.info("cut off a slow viewer of %s", self.channel.video_id)
+        self.abort()
+
     def _write_held(self, transport: asyncio.WriteTransport) -> None:
         """Hand the held frames to the transport: one write request for all of them."""
         if self._held is not None:
@@ -173,9 +178,13 @@ class SseConnection(asyncio.Protocol):
         transport.close()
 
     async def _drain(self) -> bool:
-        """Wait until the transport has room again; False if the stream ended."""
+        """Wait until the transport has room again; False if the stream ended, or if the
+        client took nothing for `stall_timeout` (it is then cut off)."""
         if self._writable is not None:
-            await asyncio.shield(self._writable)
+            try:
+                await asyncio.wait_for(asyncio.shield(self._writable), self._owner.stall_timeout)
+            except TimeoutError:
+                self._cut_off()
         return not self._ended
 
     def _wake_writer(self) -> None:
@@ -187,9 +196,12 @@ class SseConnection(asyncio.Protocol):
 class SseConnections:
     """This process's streams: admitting them, what they hold, ending them all at shutdown."""
 
-    def __init__(self, hub: Hub, viewer_buffer: int, max_per_client: int) -> None:
+    def __init__(
+        self, hub: Hub, viewer_buffer: int, max_per_client: int, stall_timeout: float
+    ) -> None:
         self.hub = hub
         self.viewer_buffer = viewer_buffer
+        self.stall_timeout = stall_timeout
         self._per_client = StreamCounter(max_per_client)
         self._open: set[SseConnection] = set()
         self._last_data: bytes | None = None

@@ -51,7 +51,8 @@ _HELP = {
     "ring_size": "recent comments kept in memory per active video",
     "max_body": "largest accepted POST body in bytes (larger gets 413)",
     "max_header": "largest accepted request head in bytes (larger: the connection is closed)",
-    "request_timeout": "seconds a client may take to send a request's head, and its body",
+    "request_timeout": "seconds a slow client may take to send a request's head, or its"
+    " body, or, while its stream catches up, to take more",
     "post_rate": "posts a second per client address, refilled continuously (0: no limit)",
     "post_burst": "posts a client address may make at once before --post-rate applies",
     "max_streams_per_ip": "open SSE streams per client address (0: no limit)",

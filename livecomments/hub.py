@@ -13,7 +13,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from bus import Bus, Subscription
@@ -291,17 +291,16 @@ class Hub:
         task.add_done_callback(self._tasks.discard)
 
 
-def _chunks(entries: Sequence[Entry], size: int) -> list[bytes]:
-    """The entries' frames joined into writes of about `size` bytes each."""
-    chunks: list[bytes] = []
+def _chunks(entries: Sequence[Entry], size: int) -> Iterator[bytes]:
+    """The entries' frames joined into writes of about `size` bytes each, one at a time:
+    a viewer that waits to take a chunk holds only that one."""
     pending: list[bytes] = []
     pending_bytes = 0
     for entry in entries:
         pending.append(entry.frame)
         pending_bytes += len(entry.frame)
         if pending_bytes >= size:
-            chunks.append(b"".join(pending))
+            yield b"".join(pending)
             pending, pending_bytes = [], 0
     if pending:
-        chunks.append(b"".join(pending))
-    return chunks
+        yield b"".join(pending)

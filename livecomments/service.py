@@ -62,7 +62,9 @@ async def serve(config: Config, sockets: list[socket.socket]) -> None:
     hub = Hub(store, bus, ring_size=config.ring_size, timing=timing)
     await hub.start()
     ingest = Ingest(store, hub.committed)
-    connections = SseConnections(hub, config.viewer_buffer, config.max_streams_per_ip)
+    connections = SseConnections(
+        hub, config.viewer_buffer, config.max_streams_per_ip, config.request_timeout
+    )
     server = HTTPServer(
         make_app(config, store, bus, hub, ingest, connections),
         max_body_size=max(HARD_BODY_LIMIT, config.max_body),

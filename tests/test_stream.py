@@ -1,6 +1,7 @@
 """SSE over a real server, read by a raw client: live delivery, resume, heartbeats, slow viewers."""
 
 import asyncio
+import contextlib
 import json
 
 import httpx
@@ -162,6 +163,43 @@ async def test_slow_viewer_is_cut_off_and_catches_up_by_resuming(tmp_path, video
             # ~1 MB went to the slow viewer's connection; bounded, it never holds it all.
             assert rss_growth < 8 * 1024 * 1024, rss_growth
             for sse in (slow, healthy, resumed):
+                sse.close()
+
+
+async def test_a_viewer_that_stalls_while_catching_up_is_cut_off_and_resumes(tmp_path, video):
+    """Catch-up waits for the client, so its unsent bytes never pass --viewer-buffer: a
+    client that takes nothing for --request-timeout is cut off instead of held forever."""
+    with ServerProcess(f"sqlite:///{tmp_path}/c.db", "--request-timeout", "1") as running:
+        async with httpx.AsyncClient(base_url=running.url, timeout=30) as client:
+            total = 1000  # ~600 KB of history: more than the kernel's buffers take
+            for start in range(0, total, 100):
+                await asyncio.gather(
+                    *(post_comment(client, video, "x" * 500) for _ in range(start, start + 100))
+                )
+            stalled = await open_stream(
+                running.host,
+                running.port,
+                f"/comments/{video}/stream",
+                {"Last-Event-ID": "0"},
+                receive_buffer=1024,
+            )
+            for _ in range(100):
+                metrics = (await client.get("/metrics")).text
+                if "livecomments_viewers_cut_off_total 1.0" in metrics:
+                    break
+                await asyncio.sleep(0.1)
+            assert "livecomments_viewers_cut_off_total 1.0" in metrics
+            received = []
+            with contextlib.suppress(EOFError, ConnectionError):
+                while True:
+                    received.append(await stalled.next_event(seconds=5))
+            assert seqs(received) == list(range(1, len(received) + 1))
+            assert len(received) < total
+            last = received[-1].id if received else "0"
+            resumed = await stream(running, video, headers={"Last-Event-ID": last})
+            rest = await resumed.events(total - len(received))
+            assert seqs(received) + seqs(rest) == list(range(1, total + 1))
+            for sse in (stalled, resumed):
                 sse.close()
 
 
