@@ -9,8 +9,17 @@ or dropped because a subscriber fell behind, is recovered by the receiver from
 the store. After every reconnect the `on_reconnect` handlers run so receivers
 check the store. `no_echo` is set: the publishing instance has already
 delivered its own comments locally. Never touches HTTP, stores or viewers.
+
+Round trips (readiness, confirming a subscription) never let nats-py time out a
+flush itself: its timeout cancels the future that its reader later resolves on
+the PONG, and that PONG then ends the reader for good (nats-py 2.16). The client
+stays "connected", receives nothing until its stale-connection check minutes
+later, and even answers flushes without the server. So a flush waits as long as
+it takes, shielded; only the caller's wait gives up, and while one PING is still
+unanswered the bus reports itself unavailable instead of sending another.
 """
 
+import asyncio
 import logging
 import re
 
@@ -28,6 +37,8 @@ _SAFE_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,200}")
 PENDING_MESSAGES_LIMIT = 65_536
 PENDING_BYTES_LIMIT = 16 * 1024 * 1024
 PING_SECONDS = 2
+# How long an unanswered PING may wait for its PONG; a reconnect forgets it sooner.
+UNANSWERED_PING_SECONDS = 3600
 STARTUP_ATTEMPTS = 3  # per seed server, a second apart
 
 
@@ -45,6 +56,7 @@ class NatsBus:
         self.servers = servers
         self._client = Client()
         self._reconnect_handlers: list[ReconnectHandler] = []
+        self._unanswered: asyncio.Future[None] | None = None  # a PING still waiting for its PONG
 
     @classmethod
     def from_url(cls, url: str) -> "NatsBus":
@@ -77,14 +89,27 @@ class NatsBus:
     async def close(self) -> None:
         if not self._client.is_closed:
             await self._client.close()
+        if self._unanswered is not None:
+            self._unanswered.cancel()  # safe now: the closed client reads no PONG
 
     async def ping(self) -> None:
         if not self._client.is_connected:
             raise BusUnavailable("not connected to NATS")
+        await self._round_trip()
+
+    async def _round_trip(self) -> None:
+        """A PING after everything queued so far, and its PONG within `PING_SECONDS`."""
+        if self._unanswered is not None and not self._unanswered.done():
+            raise BusUnavailable("NATS has not answered an earlier PING")
+        flush = self._client.flush(timeout=UNANSWERED_PING_SECONDS)
+        self._unanswered = asyncio.ensure_future(flush)
+        self._unanswered.add_done_callback(_retrieve_outcome)  # also when nobody awaits it
         try:
-            await self._client.flush(timeout=PING_SECONDS)
-        except (NatsError, TimeoutError) as exc:
-            raise BusUnavailable(f"NATS did not answer: {exc}") from exc
+            await asyncio.wait_for(asyncio.shield(self._unanswered), PING_SECONDS)
+        except TimeoutError as exc:
+            raise BusUnavailable(f"NATS did not answer within {PING_SECONDS} s") from exc
+        except NatsError as exc:
+            raise BusUnavailable(f"NATS did not answer: {exc!r}") from exc
 
     async def publish(self, video_id: str, payload: bytes) -> None:
         try:
@@ -103,9 +128,14 @@ class NatsBus:
                 pending_msgs_limit=PENDING_MESSAGES_LIMIT,
                 pending_bytes_limit=PENDING_BYTES_LIMIT,
             )
-            await self._wait_until_sent()
-        except (NatsError, TimeoutError) as exc:
+        except NatsError as exc:
             raise BusUnavailable(f"subscribe failed: {exc}") from exc
+        try:
+            await self._wait_until_sent()
+        except BusUnavailable as exc:
+            # The bus is only the fast path: keep the subscription (the client sends it
+            # again on reconnect) and let the hub's store checks cover the video meanwhile.
+            log.warning("NATS: subscribed to %s without confirmation: %r", video_id, exc)
         return NatsBusSubscription(subscription)
 
     async def _wait_until_sent(self) -> None:
@@ -116,8 +146,8 @@ class NatsBus:
         nothing. The first flush gets the queue written; the second one's PONG
         comes after it.
         """
-        await self._client.flush(timeout=PING_SECONDS)
-        await self._client.flush(timeout=PING_SECONDS)
+        await self._round_trip()
+        await self._round_trip()
 
     def on_reconnect(self, handler: ReconnectHandler) -> None:
         self._reconnect_handlers.append(handler)
@@ -130,8 +160,14 @@ class NatsBus:
 
     async def _on_reconnected(self) -> None:
         log.info("NATS: reconnected to %s", self._client.connected_url)
+        self._unanswered = None  # the new connection will never answer the old PING
         for handler in self._reconnect_handlers:
             handler()
+
+
+def _retrieve_outcome(flush: "asyncio.Future[None]") -> None:
+    if not flush.cancelled():
+        flush.exception()
 
 
 class NatsBusSubscription:

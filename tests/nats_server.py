@@ -9,6 +9,7 @@ lose messages for real.
 
 import json
 import shutil
+import signal
 import subprocess
 import time
 import urllib.request
@@ -64,6 +65,15 @@ class NatsNode:
         if self.process is not None:
             stop_process(self.process)
         self.process = None
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections stay open, nothing is answered."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
 
     def kill(self) -> None:
         if self.process is not None:
