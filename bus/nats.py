@@ -15,8 +15,9 @@ flush itself: its timeout cancels the future that its reader later resolves on
 the PONG, and that PONG then ends the reader for good (nats-py 2.16). The client
 stays "connected", receives nothing until its stale-connection check minutes
 later, and even answers flushes without the server. So a flush waits as long as
-it takes, shielded; only the caller's wait gives up, and while one PING is still
-unanswered the bus reports itself unavailable instead of sending another.
+it takes, shielded; only the caller's wait gives up, and while a PING given up
+on is still unanswered the bus reports itself unavailable instead of sending
+more (round trips that are not stuck run side by side).
 """
 
 import asyncio
@@ -56,7 +57,7 @@ class NatsBus:
         self.servers = servers
         self._client = Client()
         self._reconnect_handlers: list[ReconnectHandler] = []
-        self._unanswered: asyncio.Future[None] | None = None  # a PING still waiting for its PONG
+        self._abandoned: asyncio.Future[None] | None = None  # a PING given up on, left to finish
 
     @classmethod
     def from_url(cls, url: str) -> "NatsBus":
@@ -89,8 +90,8 @@ class NatsBus:
     async def close(self) -> None:
         if not self._client.is_closed:
             await self._client.close()
-        if self._unanswered is not None:
-            self._unanswered.cancel()  # safe now: the closed client reads no PONG
+        if self._abandoned is not None:
+            self._abandoned.cancel()  # safe now: the closed client reads no PONG
 
     async def ping(self) -> None:
         if not self._client.is_connected:
@@ -99,17 +100,19 @@ class NatsBus:
 
     async def _round_trip(self) -> None:
         """A PING after everything queued so far, and its PONG within `PING_SECONDS`."""
-        if self._unanswered is not None and not self._unanswered.done():
+        if self._abandoned is not None and not self._abandoned.done():
             raise BusUnavailable("NATS has not answered an earlier PING")
-        flush = self._client.flush(timeout=UNANSWERED_PING_SECONDS)
-        self._unanswered = asyncio.ensure_future(flush)
-        self._unanswered.add_done_callback(_retrieve_outcome)  # also when nobody awaits it
+        flush = asyncio.ensure_future(self._client.flush(timeout=UNANSWERED_PING_SECONDS))
+        flush.add_done_callback(_retrieve_outcome)  # also when nobody awaits it
         try:
-            await asyncio.wait_for(asyncio.shield(self._unanswered), PING_SECONDS)
+            await asyncio.wait_for(asyncio.shield(flush), PING_SECONDS)
         except TimeoutError as exc:
             raise BusUnavailable(f"NATS did not answer within {PING_SECONDS} s") from exc
         except NatsError as exc:
             raise BusUnavailable(f"NATS did not answer: {exc!r}") from exc
+        finally:
+            if not flush.done():  # timed out or cancelled: left to finish, never cancelled
+                self._abandoned = flush
 
     async def publish(self, video_id: str, payload: bytes) -> None:
         try:
@@ -160,7 +163,7 @@ class NatsBus:
 
     async def _on_reconnected(self) -> None:
         log.info("NATS: reconnected to %s", self._client.connected_url)
-        self._unanswered = None  # the new connection will never answer the old PING
+        self._abandoned = None  # the new connection will never answer the old PING
         for handler in self._reconnect_handlers:
             handler()
 

@@ -70,6 +70,12 @@ class NatsNode:
         """Freeze the server (SIGSTOP): connections stay open, nothing is answered."""
         assert self.process is not None
         self.process.send_signal(signal.SIGSTOP)
+        stat = Path(f"/proc/{self.process.pid}/stat")
+        deadline = time.monotonic() + 5
+        while stat.read_text().rpartition(")")[2].split()[0] != "T":  # stopped
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nats-server {self.name} did not stop")
+            time.sleep(0.001)
 
     def resume(self) -> None:
         assert self.process is not None

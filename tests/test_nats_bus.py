@@ -62,6 +62,20 @@ async def test_a_ping_that_times_out_leaves_every_subscription_working(tmp_path)
             await subscriber.close()
 
 
+async def test_round_trips_at_the_same_time_all_succeed(tmp_path):
+    """Readiness pings and channel subscriptions overlap under load; none may refuse another."""
+    with NatsCluster(tmp_path) as cluster:
+        bus = open_bus(cluster.url)
+        await bus.open()
+        try:
+            await asyncio.gather(
+                *(bus.ping() for _ in range(3)),
+                *(bus.subscribe(f"v{n}", lambda payload: None) for n in range(3)),
+            )
+        finally:
+            await bus.close()
+
+
 async def arrives(publisher, queue: asyncio.Queue[bytes], payload: bytes, within=10.0) -> bool:
     """Publish `payload` every 0.1 s until the subscriber's queue gets it, or `within` ends."""
     deadline = asyncio.get_running_loop().time() + within
