@@ -1,25 +1,56 @@
-"""NATS-specific behaviour on a real nats-server: reconnects and an unreachable server."""
+"""NATS-specific behaviour on a real nats-server: reconnects, a frozen server (SIGSTOP),
+an unreachable server, and a viewer who arrives while NATS is down."""
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
 
-from bus import BusUnavailable, open_bus
+from bus import Bus, BusUnavailable, open_bus
 from tests.conftest import post_comment
-from tests.nats_server import NatsCluster
+from tests.nats_server import NatsCluster, NatsNode
 from tests.ports import free_port
 from tests.server_process import ServerProcess
 from tests.sse_client import open_stream
 
 
+@contextlib.asynccontextmanager
+async def publisher_and_subscriber(cluster: NatsCluster) -> AsyncIterator[tuple[Bus, Bus]]:
+    publisher, subscriber = open_bus(cluster.url), open_bus(cluster.url)
+    await publisher.open()
+    await subscriber.open()
+    try:
+        yield publisher, subscriber
+    finally:
+        await publisher.close()
+        await subscriber.close()
+
+
+@contextlib.contextmanager
+def frozen(node: NatsNode) -> Iterator[None]:
+    node.pause()
+    try:
+        yield
+    finally:
+        node.resume()
+
+
+async def arrives(publisher: Bus, queue: asyncio.Queue[bytes], payload: bytes, within=10.0) -> bool:
+    """Publish `payload` every 0.1 s until the subscriber's queue gets it, or `within` ends."""
+    deadline = asyncio.get_running_loop().time() + within
+    while asyncio.get_running_loop().time() < deadline:
+        await publisher.publish("v", payload)
+        with contextlib.suppress(TimeoutError):
+            if await asyncio.wait_for(queue.get(), 0.1) == payload:
+                return True
+    return False
+
+
 async def test_reconnect_is_announced_and_subscriptions_survive(tmp_path):
     with NatsCluster(tmp_path) as cluster:
-        publisher, subscriber = open_bus(cluster.url), open_bus(cluster.url)
-        await publisher.open()
-        await subscriber.open()
-        try:
+        async with publisher_and_subscriber(cluster) as (publisher, subscriber):
             reconnected = asyncio.Event()
             subscriber.on_reconnect(reconnected.set)
             queue: asyncio.Queue[bytes] = asyncio.Queue()
@@ -33,33 +64,31 @@ async def test_reconnect_is_announced_and_subscriptions_survive(tmp_path):
             await subscriber.ping()
             # the publisher reconnects on its own schedule
             assert await arrives(publisher, queue, b"after restart"), "nothing after the restart"
-        finally:
-            await publisher.close()
-            await subscriber.close()
 
 
 async def test_a_ping_that_times_out_leaves_every_subscription_working(tmp_path):
     """A frozen server lets a ping time out; once it answers again, messages flow at once.
     (nats-py's own flush timeout used to end its reader: "connected", deaf for minutes.)"""
     with NatsCluster(tmp_path) as cluster:
-        publisher, subscriber = open_bus(cluster.url), open_bus(cluster.url)
-        await publisher.open()
-        await subscriber.open()
-        node = cluster.nodes[0]
-        try:
+        async with publisher_and_subscriber(cluster) as (publisher, subscriber):
             queue: asyncio.Queue[bytes] = asyncio.Queue()
             await subscriber.subscribe("v", queue.put_nowait)
-            node.pause()
-            try:
-                with pytest.raises(BusUnavailable):
-                    await subscriber.ping()
-            finally:
-                node.resume()
+            with frozen(cluster.nodes[0]), pytest.raises(BusUnavailable):
+                await subscriber.ping()
             assert await arrives(publisher, queue, b"after the freeze", within=5)
             await subscriber.ping()
-        finally:
-            await publisher.close()
-            await subscriber.close()
+
+
+async def test_a_subscription_made_while_nats_hangs_is_kept(tmp_path):
+    """A frozen server cannot confirm a subscription; it is kept all the same (the bus is
+    only the fast path) and carries messages once the server answers again."""
+    with NatsCluster(tmp_path) as cluster:
+        async with publisher_and_subscriber(cluster) as (publisher, subscriber):
+            queue: asyncio.Queue[bytes] = asyncio.Queue()
+            with frozen(cluster.nodes[0]):
+                await asyncio.wait_for(subscriber.subscribe("v", queue.put_nowait), 15)
+            assert await arrives(publisher, queue, b"after the freeze", within=5)
+            await subscriber.ping()
 
 
 async def test_round_trips_at_the_same_time_all_succeed(tmp_path):
@@ -74,17 +103,6 @@ async def test_round_trips_at_the_same_time_all_succeed(tmp_path):
             )
         finally:
             await bus.close()
-
-
-async def arrives(publisher, queue: asyncio.Queue[bytes], payload: bytes, within=10.0) -> bool:
-    """Publish `payload` every 0.1 s until the subscriber's queue gets it, or `within` ends."""
-    deadline = asyncio.get_running_loop().time() + within
-    while asyncio.get_running_loop().time() < deadline:
-        await publisher.publish("v", payload)
-        with contextlib.suppress(TimeoutError):
-            if await asyncio.wait_for(queue.get(), 0.1) == payload:
-                return True
-    return False
 
 
 async def test_unreachable_server_is_refused_at_open():
@@ -115,25 +133,3 @@ async def test_a_viewer_who_arrives_while_nats_is_down_gets_every_comment(tmp_pa
                 await asyncio.sleep(0.1)
         assert [e.id for e in await viewer.events(10, seconds=10)] == [str(n) for n in range(2, 12)]
         viewer.close()
-
-
-async def test_a_subscription_made_while_nats_hangs_is_kept(tmp_path):
-    """A frozen server cannot confirm a subscription; it is kept all the same (the bus is
-    only the fast path) and carries messages once the server answers again."""
-    with NatsCluster(tmp_path) as cluster:
-        publisher, subscriber = open_bus(cluster.url), open_bus(cluster.url)
-        await publisher.open()
-        await subscriber.open()
-        node = cluster.nodes[0]
-        try:
-            queue: asyncio.Queue[bytes] = asyncio.Queue()
-            node.pause()
-            try:
-                await asyncio.wait_for(subscriber.subscribe("v", queue.put_nowait), 15)
-            finally:
-                node.resume()
-            assert await arrives(publisher, queue, b"after the freeze", within=5)
-            await subscriber.ping()
-        finally:
-            await publisher.close()
-            await subscriber.close()
