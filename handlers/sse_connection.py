@@ -10,13 +10,12 @@ for every viewer, which the transport hands to the kernel at once.
 Owns the HTTP framing of the body (chunked for HTTP/1.1, so a clean end is
 visible; close-delimited for HTTP/1.0), the bound on unsent bytes (a viewer
 more than `viewer_buffer` behind is cut off and resumes with `Last-Event-ID`),
-how long a catching-up viewer may take nothing (`stall_timeout`: it is cut
-off too, as a live viewer past `viewer_buffer` is), holding frames while the
-transport is paused (a write into a paused transport
-costs about 650 bytes of write request per viewer, so a stalled viewer would hold
-far more than its unsent bytes; a held frame costs a list slot, its bytes shared),
-the pace of catch-up (`drain`), and releasing everything the stream held when
-the connection closes. `SseConnections` tracks the open ones so shutdown can
+how long a catching-up viewer may take nothing (`stall_timeout`, then it is cut
+off too), holding frames while the transport is paused (each write into a
+paused transport costs about 650 bytes of write request, so a stalled viewer
+would hold far more than its unsent bytes; a held frame costs a list slot, its
+bytes shared), the pace of catch-up (`drain`), and releasing everything the
+stream held when the connection closes. `SseConnections` tracks the open ones so shutdown can
 end them cleanly.
 """
 
