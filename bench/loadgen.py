@@ -1,10 +1,14 @@
 """The SSE load generator: one process holding many viewer connections, cheaply.
 
-Owns opening N SSE connections to one URL (each bound to a source address in
-127.0.0.2.., so ephemeral ports never run out), counting events on all of them
-with a byte search per read (`bench.sse.count_events`), and fully parsing a
-few "sampled" connections: end-to-end latency from the stamp in each message,
-and holes, duplicates and reordering per publishing lane. It uses raw asyncio
+Owns opening its share of a scenario's SSE viewers, each on the stream of the
+video `bench.spread.Videos` assigns it (all of one video, or one video each, or
+a Zipf spread), each bound to a source address in 127.0.0.2.., so ephemeral
+ports never run out; counting events on all of them with a byte search per
+read (`bench.sse.count_events`); fully parsing the "sampled" connections,
+spread evenly over its share: end-to-end latency from the stamp in each
+message, and holes, duplicates and reordering per publishing lane of their
+video; and, given what the publisher got acknowledged per video, how many
+comments each viewer missed or got too many of. It uses raw asyncio
 protocols on uvloop, because it shares the two cores with the server. A
 counting viewer's Python work per read is one call and one byte search, about
 0.3 us; a read costs about 6 us of CPU in all on the project's box, 80% of it
@@ -15,11 +19,15 @@ The runner drives it over stdin/stdout, one JSON object a line:
 
     {"cmd": "mark", "since_ns": T}  -> {"events": n}   latency counts stamps >= T from now on
                                                        ("clear": false keeps what it counted)
-    {"cmd": "report"}               -> {"events": ..., "per_conn_min": ..., "latency_hist": ...}
+    {"cmd": "report", "acknowledged": {video: {lane: n}}}
+                                    -> {"events": ..., "missing": ..., "latency_hist": ...}
     {"cmd": "quit"}                 -> exits
 
 It prints {"ready": connected, "failed": n} once every connection answered.
 It never sends anything but its GET requests, and only to the loopback address it is given.
+
+    python -m bench.loadgen --port P --path '/comments/{video}/stream' --video-prefix v \
+        --videos 5000 --viewers 5000 --first-viewer 2500 --conns 2500 --sample 2500
 """
 
 import argparse
@@ -31,6 +39,7 @@ import socket
 import sys
 import time
 
+from bench.spread import Videos
 from bench.sse import (
     LINE_START,
     ChunkedBody,
@@ -43,6 +52,7 @@ from bench.sse import (
 
 IP_BIND_ADDRESS_NO_PORT = 24  # Linux: pick the source port at connect, per destination
 HIST_BASE = 1.02  # latency histogram buckets are 2% wide
+OPEN_FILES = 1 << 16  # 20,000 viewers of the quiet scenario, and the server's ends of them
 
 
 def bucket_of(latency_ms: float) -> int:
@@ -54,9 +64,11 @@ def bucket_value(bucket: int) -> float:
 
 
 class Viewer(asyncio.Protocol):
-    """One SSE connection; counts events, and parses them fully when sampled."""
+    """One SSE connection to one video's stream; counts events, and parses them fully
+    when sampled."""
 
-    def __init__(self, request: bytes, sampled: bool, group: "ViewerGroup") -> None:
+    def __init__(self, video: int, request: bytes, sampled: bool, group: "ViewerGroup") -> None:
+        self.video = video
         self.request = request
         self.sampled = sampled
         self.group = group
@@ -121,43 +133,64 @@ class ViewerGroup:
         self.hist: dict[int, int] = {}
         self.unstamped = 0
 
-    def report(self) -> dict[str, object]:
-        counted = [v.events for v in self.viewers]
+    def report(self, acknowledged: dict[int, dict[int, int]]) -> dict[str, object]:
+        """Counts so far, against `acknowledged`: per video, per publishing lane, how many
+        of its posts the server acknowledged. `missing` and `extra` are summed over the
+        viewers, each against its own video's total; the sampled viewers' `holes` include
+        those at the end of a lane (acknowledged, never arrived)."""
+        expected = {video: sum(lanes.values()) for video, lanes in acknowledged.items()}
         sampled = [v for v in self.viewers if v.sampled]
-        lanes: dict[str, int] = {}  # per lane, the lowest next index over sampled viewers
+        missing = extra = tail_holes = 0
+        for viewer in self.viewers:
+            due = expected.get(viewer.video, 0)
+            missing += max(0, due - viewer.events)
+            extra += max(0, viewer.events - due)
         for viewer in sampled:
             assert viewer.lanes is not None
-            for lane, index in viewer.lanes.next_index.items():
-                lanes[str(lane)] = min(lanes.get(str(lane), index), index)
+            for lane, acked in acknowledged.get(viewer.video, {}).items():
+                tail_holes += max(0, acked - viewer.lanes.next_index.get(lane, 0))
         return {
-            "events": sum(counted),
-            "per_conn_min": min(counted, default=0),
-            "per_conn_max": max(counted, default=0),
+            "events": sum(v.events for v in self.viewers),
+            "missing": missing,
+            "extra": extra,
             "closed": sum(1 for v in self.viewers if v.closed),
             "latency_hist": {str(k): n for k, n in self.hist.items()},
-            "holes": sum(v.lanes.holes for v in sampled if v.lanes),
+            "holes": sum(v.lanes.holes for v in sampled if v.lanes) + tail_holes,
             "duplicates": sum(v.lanes.duplicates for v in sampled if v.lanes),
             "reordered": sum(v.lanes.reordered for v in sampled if v.lanes),
             "unstamped": self.unstamped,
-            "sampled_lane_next": lanes,
-            "sampled_events_min": min((v.events for v in sampled), default=0),
             "counter_mismatch": sum(abs(v.counted - v.events) for v in sampled),
         }
 
 
 def raise_file_limit() -> None:
+    """Open files up to OPEN_FILES where this process may raise its hard limit (as root),
+    else up to the hard limit; the servers started from here inherit it."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (OPEN_FILES, max(hard, OPEN_FILES)))
+    except (ValueError, OSError):
+        if soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def is_sampled(index: int, conns: int, sample: int) -> bool:
+    """Whether viewer `index` of `conns` is one of `sample` spread evenly over them."""
+    return index * sample // conns != (index + 1) * sample // conns
 
 
 async def open_viewers(args: argparse.Namespace, group: ViewerGroup) -> None:
     loop = asyncio.get_running_loop()
-    request = (
-        f"GET {args.path} HTTP/1.1\r\nHost: {args.host}:{args.port}\r\n"
-        "Accept: text/event-stream\r\n\r\n"
-    ).encode()
-    for index in range(args.conns):
+    videos = Videos(args.video_prefix, args.videos, args.zipf_s)
+    watched = videos.assign(args.viewers)[args.first_viewer : args.first_viewer + args.conns]
+    for index, video in enumerate(watched):
+        path = args.path.replace("{video}", videos.name(video))
+        request = (
+            f"GET {path} HTTP/1.1\r\nHost: {args.host}:{args.port}\r\n"
+            "Accept: text/event-stream\r\n\r\n"
+        ).encode()
+        viewer = Viewer(video, request, is_sampled(index, args.conns, args.sample), group)
+        group.viewers.append(viewer)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
         sock.bind((f"127.0.0.{args.first_source + index % args.sources}", 0))
@@ -166,10 +199,9 @@ async def open_viewers(args: argparse.Namespace, group: ViewerGroup) -> None:
             await loop.sock_connect(sock, (args.host, args.port))
         except OSError:
             sock.close()
+            viewer.connection_lost(None)  # counted as closed, and as missing what it missed
             continue
-        viewer = Viewer(request, index < args.sample, group)
         await loop.create_connection(lambda v=viewer: v, sock=sock)  # type: ignore[misc]
-        group.viewers.append(viewer)
         if index % 200 == 199:
             await asyncio.sleep(0)  # let the server keep up with the accepts
     if group.viewers:
@@ -188,7 +220,13 @@ async def serve_commands(group: ViewerGroup) -> None:
                 group.hist.clear()
             answer: dict[str, object] = {"events": sum(v.events for v in group.viewers)}
         elif command["cmd"] == "report":
-            answer = group.report()
+            acknowledged = command.get("acknowledged", {})
+            answer = group.report(
+                {
+                    int(video): {int(lane): n for lane, n in lanes.items()}
+                    for video, lanes in acknowledged.items()
+                }
+            )
         else:
             break
         sys.stdout.write(json.dumps(answer) + "\n")
@@ -199,7 +237,7 @@ async def main_async(args: argparse.Namespace) -> None:
     group = ViewerGroup()
     await open_viewers(args, group)
     ok = sum(1 for v in group.viewers if 200 <= v.status < 300 and not v.closed)
-    sys.stdout.write(json.dumps({"ready": ok, "failed": args.conns - ok}) + "\n")
+    sys.stdout.write(json.dumps({"ready": ok, "failed": len(group.viewers) - ok}) + "\n")
     sys.stdout.flush()
     await serve_commands(group)
 
@@ -208,8 +246,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--path", required=True)
-    parser.add_argument("--conns", type=int, required=True)
+    parser.add_argument("--path", required=True, help="stream path; {video} is the video's name")
+    parser.add_argument("--video-prefix", required=True, help="see bench.spread.Videos")
+    parser.add_argument("--videos", type=int, default=1)
+    parser.add_argument("--zipf-s", type=float, default=0.0, help="0: viewers spread evenly")
+    parser.add_argument("--viewers", type=int, required=True, help="of all load generators")
+    parser.add_argument("--first-viewer", type=int, default=0, help="where this share starts")
+    parser.add_argument("--conns", type=int, required=True, help="this share's viewers")
     parser.add_argument("--sample", type=int, default=10)
     parser.add_argument("--first-source", type=int, default=2)
     parser.add_argument("--sources", type=int, default=20)

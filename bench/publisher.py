@@ -1,16 +1,19 @@
-"""The publisher: posts stamped comments into one video at a fixed rate R.
+"""The publisher: posts stamped comments at a fixed rate R, into one video or spread over many.
 
-Owns pacing and the post latency. Messages are due at t0 + n/R (open loop);
-each of `lanes` keep-alive HTTP/1.1 connections takes the next due message
-whenever it is free, and waits for the answer before its next post, so a
-lane's messages are committed in the order it sent them (what the viewers'
-`LaneChecker` relies on). Post latency runs from the moment a message was
-due, not when it was sent, so a server that makes the publisher fall behind
-is charged for the wait (no coordinated omission). For the same reason the
-stamp's time is when the message was due, so the viewers' end-to-end latency
-includes any wait in the publisher too.
+Owns pacing, which video each message goes to (`bench.spread.Videos.assign`:
+message n to the n-th assigned video) and the post latency. Messages are due
+at t0 + n/R (open loop); each of `lanes` keep-alive HTTP/1.1 connections takes
+the next due message whenever it is free, and waits for the answer before its
+next post, so a lane's messages are committed in the order it sent them (what
+the viewers' `LaneChecker` relies on: a stamp's counter counts the lane's
+messages to that video, so a viewer of one video sees 0, 1, 2, ... per lane).
+Post latency runs from the moment a message was due, not when it was sent, so
+a server that makes the publisher fall behind is charged for the wait (no
+coordinated omission). For the same reason the stamp's time is when the
+message was due, so the viewers' end-to-end latency includes any wait in the
+publisher too.
 
-    publisher = Publisher(Target.livecomments(port, "v1"), rate=1000, lanes=16)
+    publisher = Publisher(Target.livecomments(port), rate=1000, lanes=16, videos=Videos("v1"))
     await publisher.run(seconds=10)
 """
 
@@ -19,33 +22,35 @@ import json
 import time
 from dataclasses import dataclass, field
 
+from bench.spread import Videos
 from bench.sse import Stamp
 
 
 @dataclass(frozen=True)
 class Target:
-    """How to post one message to a server."""
+    """How to post one message to a server's video."""
 
     port: int
-    path: str
+    path: str  # {video} is the video's name
     json_body: bool  # livecomments takes {"message": ...}; nchan takes the raw text
 
     @classmethod
-    def livecomments(cls, port: int, video: str) -> "Target":
-        return cls(port, f"/comments/{video}", True)
+    def livecomments(cls, port: int) -> "Target":
+        return cls(port, "/comments/{video}", True)
 
     @classmethod
-    def nchan(cls, port: int, video: str) -> "Target":
-        return cls(port, f"/pub?id={video}", False)
+    def nchan(cls, port: int) -> "Target":
+        return cls(port, "/pub?id={video}", False)
 
-    def request(self, message: str) -> bytes:
+    def request(self, video: str, message: str) -> bytes:
         if self.json_body:
             body = json.dumps({"message": message, "author": "bench"}).encode()
             kind = b"application/json"
         else:
             body, kind = message.encode(), b"text/plain"
         head = b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
-        return head % (self.path.encode(), kind, len(body)) + b"\r\n" + body
+        path = self.path.replace("{video}", video).encode()
+        return head % (path, kind, len(body)) + b"\r\n" + body
 
 
 class Lane(asyncio.Protocol):
@@ -100,15 +105,17 @@ class PublishResult:
     acknowledged: int = 0  # 2xx answers
     failed: int = 0
     elapsed_s: float = 0.0  # from the first message due to the last answer
-    per_lane_acknowledged: dict[int, int] = field(default_factory=dict)
+    # per video index, per lane: the lane's messages to the video up to its last 2xx
+    acknowledged_by_video: dict[int, dict[int, int]] = field(default_factory=dict)
     latencies_ms: list[float] = field(default_factory=list)  # only those due after `since`
 
 
 class Publisher:
-    def __init__(self, target: Target, rate: float, lanes: int) -> None:
+    def __init__(self, target: Target, rate: float, lanes: int, videos: Videos) -> None:
         self.target = target
         self.rate = rate
         self.lanes = lanes
+        self.videos = videos
         self.result = PublishResult()
         self.measure_since = float("inf")  # monotonic time from which latencies count
 
@@ -120,6 +127,7 @@ class Publisher:
             lanes.append(lane)
         start, start_ns = time.monotonic(), time.time_ns()
         total = int(seconds * self.rate)
+        video_of = self.videos.assign(total)
         queue: asyncio.Queue[int] = asyncio.Queue()
 
         async def pace() -> None:
@@ -134,19 +142,21 @@ class Publisher:
                 queue.put_nowait(-1)
 
         async def work(index: int, lane: Lane) -> None:
-            sent = 0
+            sent: dict[int, int] = {}  # per video
             while (n := await queue.get()) >= 0:
                 if lane.lost:
                     self.result.failed += 1
                     continue
                 due = start + n / self.rate
-                stamp = Stamp(start_ns + int(n * 1e9 / self.rate), index, sent)
-                status = await lane.post(self.target.request(stamp.text()))
-                sent += 1
+                video = video_of[n]
+                stamp = Stamp(start_ns + int(n * 1e9 / self.rate), index, sent.get(video, 0))
+                request = self.target.request(self.videos.name(video), stamp.text())
+                status = await lane.post(request)
+                sent[video] = stamp.index + 1
                 self.result.sent += 1
                 if 200 <= status < 300:
                     self.result.acknowledged += 1
-                    self.result.per_lane_acknowledged[index] = sent
+                    self.result.acknowledged_by_video.setdefault(video, {})[index] = sent[video]
                 else:
                     self.result.failed += 1
                 if due >= self.measure_since:

@@ -3,8 +3,11 @@
 Owns the summary arithmetic (largest passing N, min/median over repetitions,
 ratios, targets met; the efficiency of fan-out alone, less the no-viewer
 baseline; the best ingest rate per store and worker count; how much of the
-box's CPU the client side took at the top of each ladder) and the matplotlib
-figures, which show the hot-video ladder only. Never runs a server. Results
+box's CPU the client side took at the top of each ladder; for the many-videos
+scenarios, each server's CPU in cores with nobody posting, RSS per watched
+video, latency and CPU per delivery with the posts spread, and the best ingest
+rate spread over videos) and the matplotlib figures, which show the hot-video
+ladder only. Never runs a server. Results
 from before the client side's CPU was recorded show it as n/a; those from
 before the baseline step have no fan-out-only figure.
 
@@ -19,6 +22,7 @@ from typing import Any
 
 SERVERS = ("livecomments", "nchan")
 STORES = {"sqlite": "SQLite", "mongodb": "MongoDB (FerretDB)"}
+MANY_VIDEOS_VIEWED = ("quiet", "spread", "zipf")  # the many-videos scenarios with viewers
 EFFICIENCY_KEYS = ("server", "rep", "window_s", "cpu_s", "publisher_cpu_s", "delivered")
 
 
@@ -61,7 +65,7 @@ def _compare_row(
     ratio = lc_median / nc_median if nc_median else float("nan")
     return (
         f"| {label} | {_fmt(lc_min, digits)} / {_fmt(lc_median, digits)} "
-        f"| {_fmt(nc_min, digits)} / {_fmt(nc_median, digits)} | {ratio:.2f}{ratio_suffix} |"
+        f"| {_fmt(nc_min, digits)} / {_fmt(nc_median, digits)} | {_fmt(ratio, 2)}{ratio_suffix} |"
     )
 
 
@@ -118,11 +122,14 @@ def ingest_label(store: str, workers: int) -> str:
     return label + (" + NATS" if workers > 1 else "")  # bench.servers' bus with workers
 
 
-def ingest_configurations(results: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    """The ingest points by configuration label, in the order they ran. Results from
-    before `workers` was recorded ran every configuration with the plan's workers."""
+def ingest_configurations(
+    results: dict[str, Any], scenario: str = "ingest"
+) -> dict[str, list[dict[str, Any]]]:
+    """The points of an ingest scenario by configuration label, in the order they ran.
+    Results from before `workers` was recorded ran every configuration with the plan's
+    workers."""
     grouped: dict[str, list[dict[str, Any]]] = {}
-    for point in results["ingest"]:
+    for point in results.get(scenario, []):
         workers = point.get("workers", results["plan"]["lc_workers"])
         grouped.setdefault(ingest_label(point["store"], workers), []).append(point)
     return grouped
@@ -141,7 +148,8 @@ def summary(results: dict[str, Any]) -> str:
     lines.append(f"Code: {results.get('code', '?')}  ")
     lines.append(f"Elapsed: {results.get('elapsed_s')} s\n")
     hot, idle, ingest = results["hot"], results["idle"], results["ingest"]
-    configs = {p["server"]: p["config"] for p in hot + idle}
+    fan_out_scenarios = ("hot", "idle", *MANY_VIDEOS_VIEWED)
+    configs = {p["server"]: p["config"] for s in fan_out_scenarios for p in results.get(s, [])}
     lines.append("Configurations: " + "; ".join(f"{k}: {v}" for k, v in configs.items()) + "\n")
     eff_n = results["plan"]["efficiency_n"]
     fan_out = fan_out_only(results)
@@ -194,32 +202,25 @@ def summary(results: dict[str, Any]) -> str:
             )
         lines += [*rows, ""]
     if ingest:
-        rows = _head("| 4. ingest into one video, p99 post < 50 ms | highest rate (min / median) |")
-        for label, points in ingest_configurations(results).items():
-            best = _min_median(
-                [
-                    max((p["rate"] for p in points if p["rep"] == r and p["pass"]), default=0)
-                    for r in _reps(points)
-                ]
-            )
-            rows.append(f"| livecomments, {label} | {_fmt(best[0])} / {_fmt(best[1])} /s |")
-        lines += [*rows, ""]
-    lines.append("### Every hot-video step\n")
-    lines += _head(
-        "| server | rep | N | connected | posts/s | p50 ms | p90 ms | p99 ms | max ms "
-        "| delivered/s | missing | holes/dup/reorder | closed "
-        "| server CPU s | CPU s per M | loadgen CPU s | publisher CPU s | RSS MB | pass |"
-    )
-    for p in hot:
-        lines.append(
-            f"| {p['server']} | {p['rep']} | {p['n']} | {p['connected']} | {p['post_rate']} "
-            f"| {p['p50_ms']} "
-            f"| {p['p90_ms']} | {p['p99_ms']} | {p['max_ms']} | {_fmt(p['delivered_per_s'])} "
-            f"| {p['missing']} | {p['holes']}/{p['duplicates']}/{p['reordered']} | {p['closed']} "
-            f"| {p['cpu_s']} | {p['cpu_s_per_million']} | {_optional(p, 'loadgen_cpu_s')} "
-            f"| {_optional(p, 'publisher_cpu_s')} | {p['rss_mb']} | {p['pass']} |"
-        )
+        lines += [*_best_ingest(results, "ingest", "4. ingest into one video"), ""]
+    lines += many_videos_summary(results)
     if hot:
+        lines.append("### Every hot-video step\n")
+        lines += _head(
+            "| server | rep | N | connected | posts/s | p50 ms | p90 ms | p99 ms | max ms "
+            "| delivered/s | missing | holes/dup/reorder | closed "
+            "| server CPU s | CPU s per M | loadgen CPU s | publisher CPU s | RSS MB | pass |"
+        )
+        for p in hot:
+            lines.append(
+                f"| {p['server']} | {p['rep']} | {p['n']} | {p['connected']} | {p['post_rate']} "
+                f"| {p['p50_ms']} "
+                f"| {p['p90_ms']} | {p['p99_ms']} | {p['max_ms']} | {_fmt(p['delivered_per_s'])} "
+                f"| {p['missing']} | {p['holes']}/{p['duplicates']}/{p['reordered']} "
+                f"| {p['closed']} "
+                f"| {p['cpu_s']} | {p['cpu_s_per_million']} | {_optional(p, 'loadgen_cpu_s')} "
+                f"| {_optional(p, 'publisher_cpu_s')} | {p['rss_mb']} | {p['pass']} |"
+            )
         cores = results.get("cores")
         lines.append("\n### CPU at the top of each ladder, server and client side\n")
         lines.append(
@@ -269,23 +270,122 @@ def summary(results: dict[str, Any]) -> str:
                 f"| {p['rss_before_mb']} | {p['rss_after_mb']} | {_fmt(p['bytes_per_conn'])} |"
             )
     if ingest:
-        lines.append("\n### Every ingest step\n")
-        lines += _head(
-            "| configuration | rep | rate/s | posts/s | posted | failed "
-            "| p50 ms | p99 ms | max ms | server CPU s | publisher CPU s "
-            "| box CPU ms before / after | box fsync ms before / after | pass |"
-        )
-        for label, points in ingest_configurations(results).items():
-            for p in points:
-                lines.append(
-                    f"| {label} | {p['rep']} | {p['rate']} | {p['post_rate']} | {p['posted']} "
-                    f"| {p['post_failed']} "
-                    f"| {p['p50_ms']} | {p['p99_ms']} | {p['max_ms']} | {p['cpu_s']} "
-                    f"| {_optional(p, 'publisher_cpu_s')} "
-                    f"| {_optional(p, 'box_cpu_ms')} | {_optional(p, 'box_fsync_ms')} "
-                    f"| {p['pass']} |"
-                )
+        lines += ["\n### Every ingest step\n", *_ingest_steps(results, "ingest")]
+    lines += many_videos_steps(results)
     return "\n".join(lines) + "\n"
+
+
+def _best_ingest(results: dict[str, Any], scenario: str, title: str) -> list[str]:
+    """Per configuration, the highest rate that passed, min / median over repetitions."""
+    rows = _head(f"| {title}, p99 post < 50 ms | highest rate (min / median) |")
+    for label, points in ingest_configurations(results, scenario).items():
+        best = _min_median(
+            [
+                max((p["rate"] for p in points if p["rep"] == r and p["pass"]), default=0)
+                for r in _reps(points)
+            ]
+        )
+        rows.append(f"| livecomments, {label} | {_fmt(best[0])} / {_fmt(best[1])} /s |")
+    return rows
+
+
+def _ingest_steps(results: dict[str, Any], scenario: str) -> list[str]:
+    rows = _head(
+        "| configuration | rep | rate/s | posts/s | posted | failed "
+        "| p50 ms | p99 ms | max ms | server CPU s | publisher CPU s "
+        "| box CPU ms before / after | box fsync ms before / after | pass |"
+    )
+    for label, points in ingest_configurations(results, scenario).items():
+        for p in points:
+            rows.append(
+                f"| {label} | {p['rep']} | {p['rate']} | {p['post_rate']} | {p['posted']} "
+                f"| {p['post_failed']} "
+                f"| {p['p50_ms']} | {p['p99_ms']} | {p['max_ms']} | {p['cpu_s']} "
+                f"| {_optional(p, 'publisher_cpu_s')} "
+                f"| {_optional(p, 'box_cpu_ms')} | {_optional(p, 'box_fsync_ms')} "
+                f"| {p['pass']} |"
+            )
+    return rows
+
+
+def many_videos_summary(results: dict[str, Any]) -> list[str]:
+    """The many-videos scenarios' comparison table, and the best ingest rate over videos."""
+    quiet = results.get("quiet", [])
+    lines: list[str] = []
+    rows = _head("| many videos | livecomments (min / median) | nchan (min / median) | ratio |")
+    for count in sorted({p["videos"] for p in quiet}):
+        points = [p for p in quiet if p["videos"] == count]
+        label = f"5. quiet, {_fmt(count)} videos x 1 viewer"
+        rows.append(_compare_row(f"{label}: server CPU, cores", _per_server(points, "cores"), 3))
+        rows.append(
+            _compare_row(
+                f"{label}: RSS bytes per watched video", _per_server(points, "bytes_per_conn")
+            )
+        )
+    for scenario, points in _spread_points(results).items():
+        shape = f"{_fmt(points[0]['videos'])} videos, {_fmt(points[0]['n'])} viewers"
+        label = f"{scenario} ({shape}, {_fmt(points[0]['rate'])} posts/s)"
+        for key, what, digits in (
+            ("post_rate", "posts/s accepted", 0),
+            ("p50_ms", "p50 ms", 1),
+            ("p99_ms", "p99 ms", 1),
+            ("cpu_s_per_million", "server CPU-s per million deliveries", 0),
+        ):
+            rows.append(_compare_row(f"{label}: {what}", _per_server(points, key), digits))
+    if len(rows) > 2:
+        lines += [*rows, ""]
+    if results.get("ingest-spread"):
+        videos = _fmt(results["ingest-spread"][0]["videos"])
+        lines += [*_best_ingest(results, "ingest-spread", f"8. ingest over {videos} videos"), ""]
+    return lines
+
+
+def _spread_points(results: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The points of the scenarios with posts spread over many viewed videos, by label."""
+    labels = {"spread": "6. spread", "zipf": "7. zipf"}
+    return {label: results[s] for s, label in labels.items() if results.get(s)}
+
+
+def many_videos_steps(results: dict[str, Any]) -> list[str]:
+    """Every step of the many-videos scenarios."""
+    lines: list[str] = []
+    quiet = results.get("quiet", [])
+    if quiet:
+        lines.append("\n### Many videos: quiet (one viewer each, nobody posting)\n")
+        lines += _head(
+            "| server | rep | videos | connected | window s | server CPU s | cores "
+            "| loadgen CPU s | data events | RSS before MB | RSS after MB "
+            "| bytes per watched video | pass |"
+        )
+        for p in quiet:
+            lines.append(
+                f"| {p['server']} | {p['rep']} | {p['videos']} | {p['connected']} "
+                f"| {p['window_s']} | {p['cpu_s']} | {p['cores']} | {p['loadgen_cpu_s']} "
+                f"| {p['events']} | {p['rss_before_mb']} | {p['rss_after_mb']} "
+                f"| {_fmt(p['bytes_per_conn'])} | {p['pass']} |"
+            )
+    for label, points in _spread_points(results).items():
+        lines.append(f"\n### Many videos: {label}\n")
+        lines += _head(
+            "| server | rep | videos | viewers | connected | offered/s | posts/s | p50 ms "
+            "| p99 ms | max ms | latency samples | delivered/s | missing | extra "
+            "| holes/dup/reorder | closed | server CPU s | CPU s per M | loadgen CPU s "
+            "| publisher CPU s | RSS MB | pass |"
+        )
+        for p in points:
+            lines.append(
+                f"| {p['server']} | {p['rep']} | {p['videos']} | {p['n']} | {p['connected']} "
+                f"| {p['rate']} | {p['post_rate']} | {p['p50_ms']} | {p['p99_ms']} "
+                f"| {p['max_ms']} | {p['samples']} | {_fmt(p['delivered_per_s'])} "
+                f"| {p['missing']} | {p['extra']} "
+                f"| {p['holes']}/{p['duplicates']}/{p['reordered']} | {p['closed']} "
+                f"| {p['cpu_s']} | {p['cpu_s_per_million']} | {p['loadgen_cpu_s']} "
+                f"| {p['publisher_cpu_s']} | {p['rss_mb']} | {p['pass']} |"
+            )
+    if results.get("ingest-spread"):
+        lines.append("\n### Many videos: every ingest-spread step\n")
+        lines += _ingest_steps(results, "ingest-spread")
+    return lines
 
 
 def plots(results: dict[str, Any], folder: Path) -> None:

@@ -1,7 +1,9 @@
 """The fan-out benchmark: livecomments and nchan side by side, one command.
 
-    python -m bench.run            # everything, twice (about 18 minutes)
+    python -m bench.run            # everything, twice (about 18 minutes, more with many videos)
     python -m bench.run --quick    # a short smoke run of every scenario
+    python -m bench.run --only quiet,spread,zipf,ingest-spread --server-root /tmp/lc-base \
+        --out bench/results/many-videos   # many videos, of another checkout's server
 
 Owns the scenarios, the pass rules and the results: each scenario runs for
 both servers in one invocation, twice (the repetitions alternate which server
@@ -27,6 +29,21 @@ Scenarios:
    core (at least two) and nats-server as the bus; each configuration steps its
    own rates up to its first failure.
 
+Many videos (bench.spread says which video each viewer watches and each post
+goes to):
+5. quiet: V videos with one viewer each, nobody posting (V from `quiet_videos`):
+   the server's CPU in cores over a window after a warm-up (long enough for
+   several of livecomments' 2 s checks of quiet videos), and RSS growth per
+   watched video.
+6. spread: one viewer on each of 5,000 videos, 500 comments/s spread evenly over
+   them; posts/s accepted against offered, end-to-end latency, loss, duplicates
+   and reordering per viewer, server CPU-s per million deliveries; passes by the
+   hot video's rules.
+7. zipf: 20,000 viewers over 10,000 videos by Zipf s=1.1, and 1,000 comments/s
+   spread over the videos by the same law; the same measures and rules.
+8. ingest-spread (livecomments only): scenario 4 with the posts spread round
+   robin over 1,000 videos, in the same three configurations.
+
 Every measured window also records the CPU seconds of the client side, which
 shares the cores with the server: the load-generator processes
 (`loadgen_cpu_s`) and this process (`publisher_cpu_s`: the publisher runs here,
@@ -43,7 +60,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +70,7 @@ from bench.box import before_and_after, probe
 from bench.publisher import Publisher, Target
 from bench.servers import (
     FERRETDB,
+    NCHAN_CONNECTIONS,
     LiveComments,
     Nchan,
     Server,
@@ -60,6 +78,7 @@ from bench.servers import (
     process_cpu_seconds,
     rss_bytes,
 )
+from bench.spread import Videos
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -71,6 +90,10 @@ INGEST_P99_MS = 50.0
 TWO_LOADGENS_FROM = 1000
 CONNS_PER_LOADGEN = 6000  # well under the 20,000 open files one process may hold
 SOURCES_PER_LOADGEN = 30  # 127.0.0.x source addresses, so ephemeral ports never run out
+SCENARIOS = ("hot", "idle", "ingest", "quiet", "spread", "zipf", "ingest-spread")
+ONE_INGEST_VIDEO = Videos("ingest")  # scenario 4's
+# A scenario's measurement on a running server, given a video name prefix of its own
+Measure = Callable[[Server, str], Awaitable[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -84,6 +107,16 @@ class Plan:
     window: float
     reps: int
     lc_workers: int
+    quiet_videos: list[int]
+    quiet_warmup: float
+    quiet_window: float
+    spread_videos: int
+    spread_rate: int
+    zipf_videos: int
+    zipf_viewers: int
+    zipf_rate: int
+    zipf_s: float
+    ingest_spread_videos: int
 
 
 FULL = Plan(
@@ -99,6 +132,16 @@ FULL = Plan(
     window=8.0,
     reps=2,
     lc_workers=1,
+    quiet_videos=[5000, 20000],
+    quiet_warmup=5.0,
+    quiet_window=20.0,  # ten of livecomments' 2 s checks of quiet videos
+    spread_videos=5000,
+    spread_rate=500,
+    zipf_videos=10000,
+    zipf_viewers=20000,
+    zipf_rate=1000,
+    zipf_s=1.1,
+    ingest_spread_videos=1000,
 )
 QUICK = Plan(
     hot_steps=[50, 200, 1000],
@@ -110,6 +153,16 @@ QUICK = Plan(
     window=3.0,
     reps=1,
     lc_workers=1,
+    quiet_videos=[1000],
+    quiet_warmup=2.0,
+    quiet_window=5.0,
+    spread_videos=500,
+    spread_rate=100,
+    zipf_videos=1000,
+    zipf_viewers=2000,
+    zipf_rate=200,
+    zipf_s=1.1,
+    ingest_spread_videos=100,
 )
 
 
@@ -119,21 +172,27 @@ def progress(text: str) -> None:
 
 
 class LoadGenerators:
-    """Loadgen child processes sharing N viewers of one stream URL (no process for N = 0)."""
+    """Loadgen child processes sharing N viewers of `videos` (no process for N = 0); `path`
+    is the server's stream path with {video} for the video's name."""
 
-    def __init__(self, port: int, path: str, conns: int, sample: int) -> None:
-        self.port, self.path, self.conns, self.sample = port, path, conns, sample
+    def __init__(self, port: int, path: str, videos: Videos, conns: int, sample: int) -> None:
+        self.port, self.path, self.videos = port, path, videos
+        self.conns, self.sample = conns, sample
         self.procs: list[asyncio.subprocess.Process] = []
 
     async def __aenter__(self) -> "LoadGenerators":
         count = math.ceil(self.conns / CONNS_PER_LOADGEN)  # none for no viewers
         if self.conns >= TWO_LOADGENS_FROM:
             count = max(count, 2)  # one per core for reading
+        first = 0
         for index in range(count):
             share = self.conns // count + (1 if index < self.conns % count else 0)
             command = [sys.executable, "-m", "bench.loadgen", "--port", str(self.port)]
-            command += ["--path", self.path, "--conns", str(share)]
-            command += ["--sample", str(max(1, self.sample // count))]
+            command += ["--path", self.path, "--video-prefix", self.videos.prefix]
+            command += ["--videos", str(self.videos.count), "--zipf-s", str(self.videos.zipf_s)]
+            command += ["--viewers", str(self.conns), "--first-viewer", str(first)]
+            command += ["--conns", str(share), "--sample", str(max(1, self.sample // count))]
+            first += share
             command += ["--first-source", str(2 + index * SOURCES_PER_LOADGEN)]
             command += ["--sources", str(SOURCES_PER_LOADGEN)]
             self.procs.append(
@@ -215,19 +274,23 @@ def cpu_used(
     return {key: round(b - a, 2) for key, a, b in zip(keys, before, after, strict=True)}
 
 
-def target_for(server: Server, video: str) -> Target:
+def target_for(server: Server) -> Target:
     if isinstance(server, Nchan):
-        return Target.nchan(server.port, video)
-    return Target.livecomments(server.port, video)
+        return Target.nchan(server.port)
+    return Target.livecomments(server.port)
 
 
-async def fan_out_point(server: Server, n: int, plan: Plan, video: str) -> dict[str, Any]:
-    """N viewers of one video, R posts/s for warmup + window; latency, loss, CPU.
+async def fan_out_point(
+    server: Server, plan: Plan, videos: Videos, n: int, rate: int, sample: int
+) -> dict[str, Any]:
+    """N viewers of `videos`, R posts/s over them for warmup + window; latency (from
+    `sample` fully parsed viewers), loss per viewer, CPU.
 
     With N = 0 no load generator runs: the step measures what the server spends taking
     the posts alone (the efficiency baseline), and passes on the posts' count and rate."""
-    async with LoadGenerators(server.port, server.stream_path(video), n, sample=10) as gens:
-        publisher = Publisher(target_for(server, video), plan.hot_rate, lanes=64)
+    path = server.stream_path("{video}")
+    async with LoadGenerators(server.port, path, videos, n, sample) as gens:
+        publisher = Publisher(target_for(server), rate, lanes=64, videos=videos)
         task = asyncio.ensure_future(publisher.run(plan.warmup + plan.window))
         await asyncio.sleep(plan.warmup)
         publisher.measure_since = time.monotonic()
@@ -241,39 +304,34 @@ async def fan_out_point(server: Server, n: int, plan: Plan, video: str) -> dict[
             a["events"]
             for a in await gens.ask({"cmd": "mark", "since_ns": 1 << 62, "clear": False})
         )
-        reports = await gens.ask({"cmd": "report"})
+        report: dict[str, Any] = {"cmd": "report", "acknowledged": result.acknowledged_by_video}
+        reports = await gens.ask(report)
         for _ in range(30):  # drain: up to 3 s for the last comments to arrive
-            if all(r["per_conn_min"] >= result.acknowledged for r in reports):
+            if all(r["missing"] == 0 for r in reports):
                 break
             await asyncio.sleep(0.1)
-            reports = await gens.ask({"cmd": "report"})
+            reports = await gens.ask(report)
         ready = gens.ready
     hist: dict[int, int] = {}
     for report in reports:
         for bucket, count in report["latency_hist"].items():
             hist[int(bucket)] = hist.get(int(bucket), 0) + count
-    expected = result.acknowledged * n
-    delivered_total = sum(r["events"] for r in reports)
-    tail_holes = 0
-    for report in reports:
-        for lane, acked in result.per_lane_acknowledged.items():
-            tail_holes += max(0, acked - report["sampled_lane_next"].get(str(lane), 0))
-    missing = max(0, expected - delivered_total) + (n - ready) * result.acknowledged
     delivered = events1 - events0
     cpu = cpu_used(cpu0, cpu1)
     point = {
         "n": n,
+        "videos": videos.count,
         "connected": ready,
-        "rate": plan.hot_rate,
+        "rate": rate,
         "posted": result.acknowledged,
         "post_failed": result.failed,
         "post_rate": round(result.acknowledged / result.elapsed_s),
         "window_s": round(t1 - t0, 3),
         "delivered": delivered,
         "delivered_per_s": round(delivered / (t1 - t0)),
-        "missing": missing,
-        "extra": max(0, delivered_total - expected),
-        "holes": sum(r["holes"] for r in reports) + tail_holes,
+        "missing": sum(r["missing"] for r in reports),
+        "extra": sum(r["extra"] for r in reports),
+        "holes": sum(r["holes"] for r in reports),
         "duplicates": sum(r["duplicates"] for r in reports),
         "reordered": sum(r["reordered"] for r in reports),
         "closed": sum(r["closed"] for r in reports),
@@ -289,27 +347,47 @@ async def fan_out_point(server: Server, n: int, plan: Plan, video: str) -> dict[
     }
     point["pass"] = bool(
         (n == 0 or (point["p99_ms"] < HOT_P99_MS and point["samples"] > 0))
-        and missing == 0
+        and ready == n
+        and point["missing"] == 0
         and point["extra"] == 0
         and point["holes"] == point["duplicates"] == point["reordered"] == 0
         and point["closed"] == 0
         and point["counter_mismatch"] == 0
         and point["post_failed"] == 0
-        and point["post_rate"] >= 0.95 * plan.hot_rate
+        and point["post_rate"] >= 0.95 * rate
     )
     return point
 
 
-async def idle_point(server: Server, n: int) -> dict[str, Any]:
+async def watch_point(
+    server: Server, videos: Videos, n: int, settle: float, cpu_window: float = 0.0
+) -> dict[str, Any]:
+    """N viewers of `videos` and nobody posting: RSS 1 s after the server started and
+    again after the viewers connected, `settle` s and the CPU window later; with a
+    `cpu_window`, the server's CPU over it in cores and the events the viewers got."""
     await asyncio.sleep(1.0)
     before = rss_bytes(server.roots())
-    async with LoadGenerators(server.port, server.stream_path("idle"), n, sample=1) as gens:
-        await asyncio.sleep(3.0)
+    path = server.stream_path("{video}")
+    async with LoadGenerators(server.port, path, videos, n, sample=1) as gens:
+        await asyncio.sleep(settle)
+        measured: dict[str, Any] = {}
+        if cpu_window:
+            mark = {"cmd": "mark", "since_ns": 1 << 62, "clear": False}
+            cpu0, t0 = cpu_now(server, gens.pids()), time.monotonic()
+            events0 = sum(a["events"] for a in await gens.ask(mark))
+            await asyncio.sleep(cpu_window)
+            cpu = cpu_used(cpu0, cpu_now(server, gens.pids()))
+            window = time.monotonic() - t0
+            events = sum(a["events"] for a in await gens.ask(mark)) - events0
+            measured = {"window_s": round(window, 3), **cpu, "events": events}
+            measured["cores"] = round(cpu["cpu_s"] / window, 3)
         after = rss_bytes(server.roots())
         ready = gens.ready
     return {
         "n": n,
+        "videos": videos.count,
         "connected": ready,
+        **measured,
         "rss_before_mb": round(before / 2**20, 1),
         "rss_after_mb": round(after / 2**20, 1),
         "bytes_per_conn": round((after - before) / max(1, ready)),
@@ -317,9 +395,10 @@ async def idle_point(server: Server, n: int) -> dict[str, Any]:
     }
 
 
-async def ingest_point(server: Server, rate: int, plan: Plan, video: str) -> dict[str, Any]:
-    await Publisher(target_for(server, video), 20, lanes=1).run(0.5)  # the store's first write
-    publisher = Publisher(target_for(server, video), rate, lanes=max(32, rate // 20))
+async def ingest_point(server: Server, rate: int, plan: Plan, videos: Videos) -> dict[str, Any]:
+    target = target_for(server)
+    await Publisher(target, 20, lanes=1, videos=videos).run(0.5)  # the store's first write
+    publisher = Publisher(target, rate, lanes=max(32, rate // 20), videos=videos)
     task = asyncio.ensure_future(publisher.run(plan.warmup + plan.window))
     await asyncio.sleep(plan.warmup)
     publisher.measure_since = time.monotonic()
@@ -328,6 +407,7 @@ async def ingest_point(server: Server, rate: int, plan: Plan, video: str) -> dic
     cpu = cpu_used(cpu0, cpu_now(server, []))
     point = {
         "rate": rate,
+        "videos": videos.count,
         "posted": result.acknowledged,
         "post_failed": result.failed,
         "post_rate": round(result.acknowledged / result.elapsed_s),
@@ -344,14 +424,20 @@ async def ingest_point(server: Server, rate: int, plan: Plan, video: str) -> dic
 
 
 async def ingest_step(
-    folder: Path, rate: int, plan: Plan, store: str, workers: int, root: Path = ROOT
+    folder: Path,
+    rate: int,
+    plan: Plan,
+    store: str,
+    workers: int,
+    root: Path = ROOT,
+    videos: Videos = ONE_INGEST_VIDEO,
 ) -> dict[str, Any]:
     """`ingest_point` on a fresh server in `folder` (of the build in `root`), with how
     fast the box was before and after it."""
     before = probe(folder.parent)
     server = LiveComments(folder, workers, store, root)
     try:
-        point = await ingest_point(server, rate, plan, "ingest")
+        point = await ingest_point(server, rate, plan, videos)
     finally:
         server.close()
     point.update(before_and_after(before, probe(folder.parent)))
@@ -374,8 +460,16 @@ def describe(point: dict[str, Any]) -> str:
     keys: list[str] = [
         k
         for k in (
-            *("n", "rate", "p50_ms", "p99_ms", "delivered_per_s", "missing", "holes"),
-            *("cpu_s", "loadgen_cpu_s", "publisher_cpu_s", "box_cpu_ms", "box_fsync_ms"),
+            *("n", "videos", "rate", "p50_ms", "p99_ms", "delivered_per_s", "missing", "holes"),
+            *(
+                "cores",
+                "events",
+                "cpu_s",
+                "loadgen_cpu_s",
+                "publisher_cpu_s",
+                "box_cpu_ms",
+                "box_fsync_ms",
+            ),
         )
         if k in point
     ]
@@ -385,84 +479,141 @@ def describe(point: dict[str, Any]) -> str:
     return " ".join(f"{k}={point[k]}" for k in keys) + (" PASS" if point["pass"] else " FAIL")
 
 
-async def run_scenarios(plan: Plan, only: set[str]) -> dict[str, Any]:
+async def run_scenarios(plan: Plan, only: set[str], server_root: Path = ROOT) -> dict[str, Any]:
+    """The scenarios in `only`, livecomments' server.py from the checkout `server_root`."""
     work = Path(tempfile.mkdtemp(prefix="livecomments-bench-"))
-    out: dict[str, Any] = {
-        "plan": plan.__dict__,
-        "hot": [],
-        "baseline": [],
-        "idle": [],
-        "ingest": [],
-    }
+    out: dict[str, Any] = {"plan": plan.__dict__, "baseline": []}
+    out |= {scenario: [] for scenario in SCENARIOS}
     counter = 0
 
-    def servers() -> list[tuple[str, Callable[[Path], Server]]]:
-        lc = ("livecomments", lambda f: LiveComments(f, plan.lc_workers))
-        nchan = ("nchan", Nchan)
+    def servers(viewers: int = 0) -> list[tuple[str, Callable[[Path], Server]]]:
+        """Each server's name and how to start it in a folder, for up to `viewers`."""
+        lc = ("livecomments", lambda f: LiveComments(f, plan.lc_workers, root=server_root))
+        connections = max(NCHAN_CONNECTIONS, viewers + 1000)
+        nchan = ("nchan", lambda f: Nchan(f, connections))
         return [lc, nchan]
 
-    async def fan_out_step(
-        name: str, start: Callable[[Path], Server], n: int, rep: int
+    async def step(
+        name: str,
+        start: Callable[[Path], Server],
+        measure: Measure,
+        rep: int,
     ) -> dict[str, Any]:
-        """`fan_out_point` on a fresh server and a fresh video."""
+        """`measure` (given a video name prefix no step used before) on a fresh server,
+        with how fast the box was before and after it."""
         nonlocal counter
         counter += 1
         before = probe(work)
         server = start(work / f"s{counter}")
         try:
-            point = await fan_out_point(server, n, plan, f"hot{counter}")
+            point = await measure(server, f"v{counter}-")
         finally:
             server.close()
         point.update(before_and_after(before, probe(work)))
         point.update(server=name, rep=rep + 1, config=server.config)
         return point
 
+    def fan_out(videos: int, zipf_s: float, n: int, rate: int, sample: int) -> Measure:
+        return lambda server, prefix: fan_out_point(
+            server, plan, Videos(prefix, videos, zipf_s), n, rate, sample
+        )
+
+    def watch(videos: int, n: int, settle: float, cpu_window: float = 0.0) -> Measure:
+        return lambda server, prefix: watch_point(
+            server, Videos(prefix, videos), n, settle, cpu_window
+        )
+
+    def hot(n: int) -> Measure:
+        return fan_out(1, 0.0, n, plan.hot_rate, sample=10)
+
     for rep in range(plan.reps):
-        order = servers() if rep % 2 == 0 else list(reversed(servers()))
+        order = 1 if rep % 2 == 0 else -1  # alternate which server goes first
         if "hot" in only:
-            for name, start in order:
-                point = await fan_out_step(name, start, 0, rep)
+            for name, start in servers()[::order]:
+                point = await step(name, start, hot(0), rep)
                 out["baseline"].append(point)
                 progress(
                     f"efficiency baseline, no viewers, rep {rep + 1} {name}: {describe(point)}"
                 )
                 for n in plan.hot_steps:
-                    point = await fan_out_step(name, start, n, rep)
+                    point = await step(name, start, hot(n), rep)
                     out["hot"].append(point)
                     progress(f"hot rep {rep + 1} {name}: {describe(point)}")
                     if not point["pass"] and n >= plan.efficiency_n:
                         break
         if "idle" in only:
-            for name, start in order:
-                counter += 1
-                server = start(work / f"s{counter}")
-                try:
-                    point = await idle_point(server, plan.idle_n)
-                finally:
-                    server.close()
-                point.update(server=name, rep=rep + 1, config=server.config)
+            for name, start in servers()[::order]:
+                point = await step(name, start, watch(1, plan.idle_n, settle=3.0), rep)
                 out["idle"].append(point)
                 progress(f"idle rep {rep + 1} {name}: {describe(point)}")
         if "ingest" in only:
-            for store, workers in ingest_configs(plan):
-                for rate in plan.ingest_rates:
-                    counter += 1
-                    point = await ingest_step(work / f"s{counter}", rate, plan, store, workers)
-                    point.update(server="livecomments", store=store, workers=workers, rep=rep + 1)
-                    out["ingest"].append(point)
-                    progress(f"ingest rep {rep + 1} {store} x{workers}: {describe(point)}")
-                    if not point["pass"]:
-                        break
+            await ingest_ladders(plan, work, rep, out["ingest"], ONE_INGEST_VIDEO, server_root)
+        if "quiet" in only:
+            for videos in plan.quiet_videos:
+                quiet = watch(videos, videos, plan.quiet_warmup, plan.quiet_window)
+                for name, start in servers(videos)[::order]:
+                    point = await step(name, start, quiet, rep)
+                    out["quiet"].append(point)
+                    progress(f"quiet rep {rep + 1} {name}: {describe(point)}")
+        spreads = {
+            "spread": (plan.spread_videos, 0.0, plan.spread_videos, plan.spread_rate),
+            "zipf": (plan.zipf_videos, plan.zipf_s, plan.zipf_viewers, plan.zipf_rate),
+        }
+        for scenario, (count, zipf_s, viewers, rate) in spreads.items():
+            if scenario not in only:
+                continue
+            # every viewer of the even spread is parsed (one comment per 10 s each); of the
+            # Zipf spread, whose hot videos take 100+ comments/s, a few hundred
+            sample = viewers if zipf_s == 0 else 200
+            spread = fan_out(count, zipf_s, viewers, rate, sample)
+            for name, start in servers(viewers)[::order]:
+                point = await step(name, start, spread, rep)
+                out[scenario].append(point)
+                progress(f"{scenario} rep {rep + 1} {name}: {describe(point)}")
+        if "ingest-spread" in only:
+            spread_over = Videos("spread-", plan.ingest_spread_videos)
+            await ingest_ladders(plan, work, rep, out["ingest-spread"], spread_over, server_root)
     return out
+
+
+async def ingest_ladders(
+    plan: Plan, work: Path, rep: int, points: list[dict[str, Any]], videos: Videos, root: Path
+) -> None:
+    """Each ingest configuration's rates stepped up to its first failure, posting over
+    `videos`; the points are appended to `points`."""
+    for store, workers in ingest_configs(plan):
+        for rate in plan.ingest_rates:
+            folder = Path(tempfile.mkdtemp(prefix=f"ingest-{store}-{workers}-", dir=work))
+            point = await ingest_step(folder, rate, plan, store, workers, root, videos)
+            point.update(server="livecomments", store=store, workers=workers, rep=rep + 1)
+            points.append(point)
+            progress(
+                f"ingest over {videos.count} video(s) rep {rep + 1} {store} x{workers}: "
+                f"{describe(point)}"
+            )
+            if not point["pass"]:
+                break
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="livecomments vs nchan fan-out benchmark")
     parser.add_argument("--quick", action="store_true", help="short smoke run, one repetition")
-    parser.add_argument("--only", default="hot,idle,ingest", help="comma-separated scenarios")
+    parser.add_argument(
+        "--only", default=",".join(SCENARIOS), help="comma-separated scenarios, of: %(default)s"
+    )
     parser.add_argument("--lc-workers", type=int, default=None, help="livecomments --workers")
+    parser.add_argument(
+        "--server-root",
+        type=Path,
+        default=ROOT,
+        help="the checkout whose server.py runs as livecomments, e.g. a `git worktree` of "
+        "the commit to measure (default: this one)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
+    only = set(args.only.split(","))
+    if only - set(SCENARIOS):
+        parser.error(f"unknown scenarios: {', '.join(sorted(only - set(SCENARIOS)))}")
     plan = QUICK if args.quick else FULL
     if args.lc_workers is not None:
         plan = Plan(**{**plan.__dict__, "lc_workers": args.lc_workers})
@@ -470,12 +621,13 @@ def main() -> None:
     started = time.monotonic()
     import uvloop
 
-    results = uvloop.run(run_scenarios(plan, set(args.only.split(","))))
+    results = uvloop.run(run_scenarios(plan, only, args.server_root.resolve()))
     results["elapsed_s"] = round(time.monotonic() - started)
     results["command"] = " ".join(["python -m bench.run", *sys.argv[1:]])
     results["machine"] = machine()
     results["cores"] = os.cpu_count()
-    results["code"] = code_version()
+    results["code"] = code_version(args.server_root)
+    results["bench_code"] = code_version()
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=1))
     from bench import report
@@ -501,12 +653,12 @@ def machine() -> str:
     )
 
 
-def code_version() -> str:
-    """The commit measured, and whether the work tree differed from it."""
+def code_version(root: Path = ROOT) -> str:
+    """The commit of the checkout in `root`, and whether its work tree differed from it."""
     import subprocess
 
     described = subprocess.run(
-        ["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True
+        ["git", "describe", "--always", "--dirty"], cwd=root, capture_output=True, text=True
     )
     return described.stdout.strip() or "unknown"
 

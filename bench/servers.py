@@ -25,6 +25,7 @@ NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
 FERRETDB = (
     Path(os.environ.get("LIVECOMMENTS_TOOLS", Path.home() / ".cache/livecomments/bin")) / "ferretdb"
 )
+NCHAN_CONNECTIONS = 19000  # nginx's worker_connections, unless a scenario needs more
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -159,10 +160,10 @@ class LiveComments(Server):
 NCHAN_CONF = """\
 load_module {module};
 {user}worker_processes 1;
-worker_rlimit_nofile 20000;
+worker_rlimit_nofile {open_files};
 pid {folder}/nginx.pid;
 error_log {folder}/error.log warn;
-events {{ worker_connections 19000; multi_accept on; }}
+events {{ worker_connections {connections}; multi_accept on; }}
 http {{
     access_log off;
     client_body_temp_path {folder}/client_body;
@@ -191,19 +192,27 @@ http {{
 """
 
 
-def nchan_conf(folder: Path, port: int) -> str:
+def nchan_conf(folder: Path, port: int, connections: int = NCHAN_CONNECTIONS) -> str:
     user = "user root;\n" if os.geteuid() == 0 else ""
-    return NCHAN_CONF.format(module=NCHAN_MODULE, user=user, folder=folder, port=port)
+    return NCHAN_CONF.format(
+        module=NCHAN_MODULE,
+        user=user,
+        folder=folder,
+        port=port,
+        connections=connections,
+        open_files=connections + 1000,
+    )
 
 
 class Nchan(Server):
     name = "nchan"
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, connections: int = NCHAN_CONNECTIONS) -> None:
+        """`connections`: nginx's worker_connections, which must exceed the viewers."""
         folder.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.config = "nginx 1 worker, nchan eventsource"
-        (folder / "nginx.conf").write_text(nchan_conf(folder, self.port))
+        (folder / "nginx.conf").write_text(nchan_conf(folder, self.port, connections))
         command = [NGINX, "-p", str(folder), "-c", str(folder / "nginx.conf"), "-g", "daemon off;"]
         nginx = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.processes = [nginx]

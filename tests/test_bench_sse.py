@@ -3,9 +3,10 @@ whose counter miscounts would report numbers nobody can trust, so these run with
 
 The viewers must read a chunked body and a close-delimited one alike, whatever the
 server's chunking (a frame or several per chunk, several chunks per write) and however
-the bytes are split into reads. The report's arithmetic where a slip would pass unseen
-(the fan-out-only efficiency; which ingest configuration a point belongs to) is checked here
-too."""
+the bytes are split into reads, and count what each viewer missed against its own video.
+The report's arithmetic where a slip would pass unseen (the fan-out-only efficiency; which
+ingest configuration a point belongs to) is checked here too, and so is how bench.spread
+shares viewers and posts among many videos."""
 
 import asyncio
 from typing import Any
@@ -14,7 +15,8 @@ import pytest
 
 from bench import ab, report
 from bench.box import before_and_after, probe
-from bench.loadgen import Viewer, ViewerGroup
+from bench.loadgen import Viewer, ViewerGroup, is_sampled
+from bench.spread import Videos
 from bench.sse import (
     LINE_START,
     ChunkedBody,
@@ -94,10 +96,10 @@ def responses() -> dict[str, bytes]:
     }
 
 
-def feed(reads: list[bytes], sampled: bool) -> tuple[Viewer, ViewerGroup]:
+def feed(reads: list[bytes], sampled: bool, video: int = 0) -> tuple[Viewer, ViewerGroup]:
     group = ViewerGroup()
     group.since_ns = 0
-    viewer = Viewer(b"", sampled, group)
+    viewer = Viewer(video, b"", sampled, group)
     group.viewers.append(viewer)
     for data in reads:
         viewer.data_received(data)
@@ -111,9 +113,9 @@ def test_viewers_read_every_framing_however_it_is_split_into_reads() -> None:
                 counter, _ = feed(reads, sampled=False)
                 assert (counter.status, counter.events) == (200, len(STAMPED)), framing
                 sampled, group = feed(reads, sampled=True)
-                report = group.report()
+                report = group.report({0: {0: len(STAMPED)}})
                 assert (sampled.events, sampled.counted) == (len(STAMPED), len(STAMPED)), framing
-                assert report["sampled_lane_next"] == {"0": len(STAMPED)}, framing
+                assert report["missing"] == report["extra"] == 0, framing
                 assert report["holes"] == report["duplicates"] == report["reordered"] == 0
                 assert report["counter_mismatch"] == report["unstamped"] == 0
                 assert sum(group.hist.values()) == len(STAMPED)
@@ -128,9 +130,48 @@ def test_chunking_that_cuts_a_data_field_name_shows_as_a_counter_mismatch() -> N
 
     async def check() -> None:
         _, group = feed([stream], sampled=True)
-        assert group.report()["counter_mismatch"] == 1
+        assert group.report({})["counter_mismatch"] == 1
 
     asyncio.run(check())
+
+
+def test_each_viewer_is_checked_against_its_own_videos_acknowledged_posts() -> None:
+    stream = CLOSED_HEAD + b"\r\n\r\n" + b"".join(STAMPED)  # lane 0: j = 0, 1, 2, 3
+
+    async def check() -> None:
+        group = ViewerGroup()
+        for video, sampled in ((0, True), (1, False)):
+            viewer = Viewer(video, b"", sampled, group)
+            group.viewers.append(viewer)
+            viewer.data_received(stream)
+        # video 0: lane 0 acknowledged 6 (two never came), lane 1 one; video 1: two
+        report = group.report({0: {0: 6, 1: 1}, 1: {0: 2}})
+        assert (report["missing"], report["extra"]) == (3, 2)
+        assert report["holes"] == 3  # the sampled viewer's lanes' unarrived ends
+
+    asyncio.run(check())
+
+
+def test_videos_share_items_evenly_or_by_zipf() -> None:
+    assert Videos("v", 4).counts(10) == [3, 3, 2, 2]
+    assert Videos("v", 4).assign(6) == [0, 1, 2, 3, 0, 1]
+    zipf = Videos("z", 1000, zipf_s=1.1)
+    counts = zipf.counts(20000)
+    assert sum(counts) == 20000
+    assert counts == sorted(counts, reverse=True)
+    assert counts[0] / counts[9] == pytest.approx(10**1.1, rel=0.01)
+    order = zipf.assign(20000)
+    assert [order.count(video) for video in range(1000)] == counts
+    halves = (order[:10000], order[10000:])  # e.g. two load generators' shares
+    first, second = (half.count(0) for half in halves)
+    assert abs(first - second) <= 1
+    assert (Videos("one").name(0), zipf.name(7)) == ("one", "z7")
+
+
+def test_sampled_viewers_are_spread_over_a_share() -> None:
+    assert [i for i in range(10) if is_sampled(i, 10, 3)] == [3, 6, 9]
+    assert all(is_sampled(i, 5, 5) for i in range(5))
+    assert not any(is_sampled(i, 5, 0) for i in range(5))
 
 
 def test_stamp_round_trip() -> None:
