@@ -353,29 +353,31 @@ def many_videos_steps(results: dict[str, Any]) -> list[str]:
     if quiet:
         lines.append("\n### Many videos: quiet (one viewer each, nobody posting)\n")
         lines += _head(
-            "| server | rep | videos | connected | window s | server CPU s | cores "
+            "| server | rep | videos | connected | connect s | window s | server CPU s | cores "
             "| loadgen CPU s | data events | RSS before MB | RSS after MB "
             "| bytes per watched video | pass |"
         )
         for p in quiet:
             lines.append(
                 f"| {p['server']} | {p['rep']} | {p['videos']} | {p['connected']} "
-                f"| {p['window_s']} | {p['cpu_s']} | {p['cores']} | {p['loadgen_cpu_s']} "
+                f"| {p['connect_s']} | {p['window_s']} | {p['cpu_s']} | {p['cores']} "
+                f"| {p['loadgen_cpu_s']} "
                 f"| {p['events']} | {p['rss_before_mb']} | {p['rss_after_mb']} "
                 f"| {_fmt(p['bytes_per_conn'])} | {p['pass']} |"
             )
     for label, points in _spread_points(results).items():
         lines.append(f"\n### Many videos: {label}\n")
         lines += _head(
-            "| server | rep | videos | viewers | connected | offered/s | posts/s | p50 ms "
-            "| p99 ms | max ms | latency samples | delivered/s | missing | extra "
+            "| server | rep | videos | viewers | connected | connect s | offered/s | posts/s "
+            "| p50 ms | p99 ms | max ms | latency samples | delivered/s | missing | extra "
             "| holes/dup/reorder | closed | server CPU s | CPU s per M | loadgen CPU s "
             "| publisher CPU s | RSS MB | pass |"
         )
         for p in points:
             lines.append(
                 f"| {p['server']} | {p['rep']} | {p['videos']} | {p['n']} | {p['connected']} "
-                f"| {p['rate']} | {p['post_rate']} | {p['p50_ms']} | {p['p99_ms']} "
+                f"| {p['connect_s']} | {p['rate']} | {p['post_rate']} | {p['p50_ms']} "
+                f"| {p['p99_ms']} "
                 f"| {p['max_ms']} | {p['samples']} | {_fmt(p['delivered_per_s'])} "
                 f"| {p['missing']} | {p['extra']} "
                 f"| {p['holes']}/{p['duplicates']}/{p['reordered']} | {p['closed']} "
