@@ -23,7 +23,8 @@ The runner drives it over stdin/stdout, one JSON object a line:
                                     -> {"events": ..., "missing": ..., "latency_hist": ...}
     {"cmd": "quit"}                 -> exits
 
-It prints {"ready": connected, "failed": n} once every connection answered.
+It prints {"ready": connected, "failed": {why: n}} once every connection answered or
+30 s passed (why: "closed", or the status; 0 for no answer).
 It never sends anything but its GET requests, and only to the loopback address it is given.
 
     python -m bench.loadgen --port P --path '/comments/{video}/stream' --video-prefix v \
@@ -38,6 +39,7 @@ import resource
 import socket
 import sys
 import time
+from collections import Counter
 
 from bench.spread import Videos
 from bench.sse import (
@@ -52,7 +54,7 @@ from bench.sse import (
 
 IP_BIND_ADDRESS_NO_PORT = 24  # Linux: pick the source port at connect, per destination
 HIST_BASE = 1.02  # latency histogram buckets are 2% wide
-OPEN_FILES = 1 << 16  # 20,000 viewers of the quiet scenario, and the server's ends of them
+COMMAND_LIMIT = 1 << 24  # a report command lists each video's acknowledged posts
 
 
 def bucket_of(latency_ms: float) -> int:
@@ -164,14 +166,9 @@ class ViewerGroup:
 
 
 def raise_file_limit() -> None:
-    """Open files up to OPEN_FILES where this process may raise its hard limit (as root),
-    else up to the hard limit; the servers started from here inherit it."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    try:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (OPEN_FILES, max(hard, OPEN_FILES)))
-    except (ValueError, OSError):
-        if soft < hard:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def is_sampled(index: int, conns: int, sample: int) -> bool:
@@ -210,7 +207,7 @@ async def open_viewers(args: argparse.Namespace, group: ViewerGroup) -> None:
 
 async def serve_commands(group: ViewerGroup) -> None:
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
+    reader = asyncio.StreamReader(limit=COMMAND_LIMIT)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     while line := await reader.readline():
         command = json.loads(line)
@@ -237,7 +234,12 @@ async def main_async(args: argparse.Namespace) -> None:
     group = ViewerGroup()
     await open_viewers(args, group)
     ok = sum(1 for v in group.viewers if 200 <= v.status < 300 and not v.closed)
-    sys.stdout.write(json.dumps({"ready": ok, "failed": len(group.viewers) - ok}) + "\n")
+    failed = Counter(
+        "closed" if v.closed else str(v.status)  # status 0: no answer yet
+        for v in group.viewers
+        if v.closed or not 200 <= v.status < 300
+    )
+    sys.stdout.write(json.dumps({"ready": ok, "failed": failed}) + "\n")
     sys.stdout.flush()
     await serve_commands(group)
 

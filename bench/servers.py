@@ -10,6 +10,7 @@ master and worker.
 
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -200,7 +201,7 @@ def nchan_conf(folder: Path, port: int, connections: int = NCHAN_CONNECTIONS) ->
         folder=folder,
         port=port,
         connections=connections,
-        open_files=connections + 1000,
+        open_files=min(connections + 1000, resource.getrlimit(resource.RLIMIT_NOFILE)[1]),
     )
 
 
