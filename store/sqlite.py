@@ -6,28 +6,38 @@ lets reads go on while a write commits). Both threads are daemons, started by
 the first call; `close` ends them.
 
 Sequencing: `append` waits for its turn among this service's writers
-(store/write_lock.py), takes SQLite's write lock (`BEGIN IMMEDIATE`), reads
-`max(seq)` and inserts the batch as the next numbers. The write lock already
-orders all writers, also those in other processes, so no retry loop is needed;
-the `(video_id, seq)` primary key still refuses any duplicate. See
-docs/DESIGN.md for why this differs from the optimistic insert of the MongoDB
-store. Durability: `synchronous=FULL`, so a commit survives power loss.
+(store/write_lock.py), takes SQLite's write lock (`BEGIN IMMEDIATE`), and for
+each video of the call reads its `max(seq)` and inserts its drafts as the next
+numbers. The write lock already orders all writers, also those in other
+processes, so no retry loop is needed; the `(video_id, seq)` primary key still
+refuses any duplicate. See docs/DESIGN.md for why this differs from the
+optimistic insert of the MongoDB store. Durability: `synchronous=FULL`, so a
+commit survives power loss.
+
+Many videos, one commit: all videos of an `append` share one transaction, so
+one fsync, and each video is written under a SAVEPOINT of its own: an SQLite
+error in one video's rows rolls back that video alone, which gets
+`StoreUnavailable` in its entry, and the others commit. `videos_ahead` reads
+the newest `seq` of up to `VIDEOS_PER_QUERY` videos per statement, each through
+the primary key (one seek per video, never a scan of its comments).
 """
 
 import asyncio
 import contextlib
+import functools
+import json
 import logging
 import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from livecomments.comment import Appended, Comment, Draft, utc_timestamp
-from store.base import StoreUnavailable
+from store.base import VIDEOS_PER_QUERY, StoreUnavailable
 from store.write_lock import WriteLock, WriteTurn
 
 log = logging.getLogger(__name__)
@@ -79,8 +89,20 @@ class SQLiteStore:
         await self._reader.run(_select_one)
         await self._writer.run(_select_one)
 
-    async def append(self, video_id: str, drafts: Sequence[Draft]) -> list[Appended]:
-        return await self._writer.run(lambda db: _append(db, video_id, drafts))
+    async def append(
+        self, batches: Mapping[str, Sequence[Draft]]
+    ) -> dict[str, list[Appended] | StoreUnavailable]:
+        if not batches:
+            return {}
+        return await self._writer.run(lambda db: _append(db, batches))
+
+    async def videos_ahead(self, known: Mapping[str, int]) -> dict[str, int]:
+        videos = list(known.items())
+        ahead: dict[str, int] = {}
+        for start in range(0, len(videos), VIDEOS_PER_QUERY):
+            chunk = json.dumps(dict(videos[start : start + VIDEOS_PER_QUERY]))
+            ahead.update(await self._reader.run(functools.partial(_videos_ahead, known_json=chunk)))
+        return ahead
 
     async def last_seq(self, video_id: str) -> int:
         return await self._reader.run(lambda db: _last_seq(db, video_id))
@@ -275,36 +297,57 @@ def _prepare_reader(db: sqlite3.Connection) -> None:
     db.execute("PRAGMA query_only=ON")
 
 
-def _append(db: sqlite3.Connection, video_id: str, drafts: Sequence[Draft]) -> list[Appended]:
+def _append(
+    db: sqlite3.Connection, batches: Mapping[str, Sequence[Draft]]
+) -> dict[str, list[Appended] | StoreUnavailable]:
+    """One transaction for every video; a SAVEPOINT per video, so an error in one video's
+    rows rolls back that video alone. An error that ends the whole transaction raises."""
+    created_at = utc_timestamp()
+    outcomes: dict[str, list[Appended] | StoreUnavailable] = {}
     db.execute("BEGIN IMMEDIATE")
     try:
-        stored = _by_idempotency_key(db, video_id, drafts)
-        seq = _last_seq(db, video_id)
-        created_at = utc_timestamp()
-        results: list[Appended] = []
-        rows: list[tuple[str, int, str, str, str, str | None]] = []
-        for draft in drafts:
-            replay = stored.get(draft.idempotency_key) if draft.idempotency_key else None
-            if replay is not None:
-                results.append(Appended(replay, created=False))
-                continue
-            seq += 1
-            comment = Comment(video_id, seq, draft.author, draft.message, created_at)
-            if draft.idempotency_key:
-                stored[draft.idempotency_key] = comment
-            rows.append(
-                (video_id, seq, draft.author, draft.message, created_at, draft.idempotency_key)
-            )
-            results.append(Appended(comment, created=True))
-        db.executemany(
-            "INSERT INTO comments (video_id, seq, author, message, created_at, idempotency_key) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            rows,
-        )
+        for video_id, drafts in batches.items():
+            db.execute("SAVEPOINT video")
+            try:
+                outcomes[video_id] = _append_video(db, video_id, drafts, created_at)
+            except sqlite3.Error as exc:
+                if not db.in_transaction:  # SQLite rolled back the whole transaction
+                    raise
+                db.execute("ROLLBACK TO video")
+                log.warning("video %r not stored, the other videos are: %s", video_id, exc)
+                outcomes[video_id] = StoreUnavailable(f"SQLite: {exc}")
+            db.execute("RELEASE video")
         db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:
+            db.execute("ROLLBACK")
         raise
+    return outcomes
+
+
+def _append_video(
+    db: sqlite3.Connection, video_id: str, drafts: Sequence[Draft], created_at: str
+) -> list[Appended]:
+    stored = _by_idempotency_key(db, video_id, drafts)
+    seq = _last_seq(db, video_id)
+    results: list[Appended] = []
+    rows: list[tuple[str, int, str, str, str, str | None]] = []
+    for draft in drafts:
+        replay = stored.get(draft.idempotency_key) if draft.idempotency_key else None
+        if replay is not None:
+            results.append(Appended(replay, created=False))
+            continue
+        seq += 1
+        comment = Comment(video_id, seq, draft.author, draft.message, created_at)
+        if draft.idempotency_key:
+            stored[draft.idempotency_key] = comment
+        rows.append((video_id, seq, draft.author, draft.message, created_at, draft.idempotency_key))
+        results.append(Appended(comment, created=True))
+    db.executemany(
+        "INSERT INTO comments (video_id, seq, author, message, created_at, idempotency_key) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        rows,
+    )
     return results
 
 
@@ -326,6 +369,21 @@ def _by_idempotency_key(
 def _last_seq(db: sqlite3.Connection, video_id: str) -> int:
     row = db.execute("SELECT max(seq) FROM comments WHERE video_id = ?", (video_id,)).fetchone()
     return int(row[0] or 0)
+
+
+# `json_each` turns the JSON object {video id: known seq} into rows; the subquery's
+# max(seq) is one seek to the end of the video's primary-key range.
+_VIDEOS_AHEAD = """
+SELECT video_id, newest FROM (
+    SELECT known.key AS video_id, known.value AS seen,
+        (SELECT max(seq) FROM comments WHERE comments.video_id = known.key) AS newest
+    FROM json_each(?) AS known
+) WHERE newest > seen
+"""
+
+
+def _videos_ahead(db: sqlite3.Connection, known_json: str) -> dict[str, int]:
+    return {video_id: int(newest) for video_id, newest in db.execute(_VIDEOS_AHEAD, (known_json,))}
 
 
 def _comments(db: sqlite3.Connection, sql: str, args: tuple[object, ...]) -> list[Comment]:
