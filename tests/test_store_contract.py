@@ -1,14 +1,17 @@
 """The `CommentStore` contract, run against every store implementation on a real database."""
 
 import asyncio
+import contextlib
 import logging
+import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 
 import pytest
+from pymongo import AsyncMongoClient
 
-from livecomments.comment import Draft
+from livecomments.comment import Appended, Draft
 from store import CommentStore, StoreUnavailable, open_store
 from tests.mongo_server import FerretDB, collect_cancelled_connects
 from tests.ports import free_port
@@ -38,9 +41,17 @@ def drafts(*messages: str, key: str | None = None) -> list[Draft]:
     return [Draft(message=m, author="ann", idempotency_key=key) for m in messages]
 
 
+async def append_one(store: CommentStore, video_id: str, batch: list[Draft]) -> list[Appended]:
+    """Append to one video; its own error is raised like the whole commit's."""
+    outcome = (await store.append({video_id: batch}))[video_id]
+    if isinstance(outcome, StoreUnavailable):
+        raise outcome
+    return outcome
+
+
 async def test_append_assigns_dense_seq_from_one_in_order(store):
-    first = await store.append("v", drafts("a"))
-    batch = await store.append("v", drafts("b", "c", "d"))
+    first = await append_one(store, "v", drafts("a"))
+    batch = await append_one(store, "v", drafts("b", "c", "d"))
     assert [r.comment.seq for r in first + batch] == [1, 2, 3, 4]
     assert [r.comment.message for r in first + batch] == ["a", "b", "c", "d"]
     assert all(r.created for r in first + batch)
@@ -48,8 +59,8 @@ async def test_append_assigns_dense_seq_from_one_in_order(store):
 
 
 async def test_videos_are_sequenced_independently(store):
-    await store.append("v1", drafts("a", "b"))
-    other = await store.append("v2", drafts("c"))
+    await append_one(store, "v1", drafts("a", "b"))
+    other = await append_one(store, "v2", drafts("c"))
     assert other[0].comment.seq == 1
     assert await store.last_seq("v1") == 2
     assert await store.last_seq("v2") == 1
@@ -57,7 +68,7 @@ async def test_videos_are_sequenced_independently(store):
 
 
 async def test_pages_before_and_after(store):
-    await store.append("v", drafts(*[f"m{i}" for i in range(1, 11)]))
+    await append_one(store, "v", drafts(*[f"m{i}" for i in range(1, 11)]))
     assert [c.seq for c in await store.page_before("v", None, 3)] == [10, 9, 8]
     assert [c.seq for c in await store.page_before("v", 4, 5)] == [3, 2, 1]
     assert [c.seq for c in await store.page_after("v", 0, 3)] == [1, 2, 3]
@@ -69,21 +80,23 @@ async def test_pages_before_and_after(store):
 
 
 async def test_idempotency_key_replays_the_stored_comment(store):
-    [first] = await store.append("v", drafts("a", key="k"))
-    [again] = await store.append("v", drafts("a", key="k"))
+    [first] = await append_one(store, "v", drafts("a", key="k"))
+    [again] = await append_one(store, "v", drafts("a", key="k"))
     assert again.comment == first.comment
     assert not again.created
     assert await store.last_seq("v") == 1
 
 
 async def test_idempotency_key_repeated_within_one_batch(store):
-    results = await store.append("v", [*drafts("a", key="k"), *drafts("b"), *drafts("a", key="k")])
+    results = await append_one(
+        store, "v", [*drafts("a", key="k"), *drafts("b"), *drafts("a", key="k")]
+    )
     assert [(r.comment.seq, r.created) for r in results] == [(1, True), (2, True), (1, False)]
 
 
 async def test_idempotency_keys_are_per_video(store):
-    [a] = await store.append("v1", drafts("a", key="k"))
-    [b] = await store.append("v2", drafts("a", key="k"))
+    [a] = await append_one(store, "v1", drafts("a", key="k"))
+    [b] = await append_one(store, "v2", drafts("a", key="k"))
     assert a.created
     assert b.created
 
@@ -91,7 +104,7 @@ async def test_idempotency_keys_are_per_video(store):
 async def test_committed_comments_survive_reopening(make_store):
     writer = make_store()
     await writer.open()
-    await writer.append("v", drafts("kept"))
+    await append_one(writer, "v", drafts("kept"))
     await writer.close()
     reader = make_store()
     await reader.open()
@@ -108,7 +121,7 @@ async def test_concurrent_writers_on_one_database_keep_seq_dense(make_store):
         await writer.open()
     try:
         appends = [
-            writer.append("v", drafts(f"w{n}-{i}", f"w{n}-{i}b"))
+            append_one(writer, "v", drafts(f"w{n}-{i}", f"w{n}-{i}b"))
             for i in range(20)
             for n, writer in enumerate(writers)
         ]
@@ -130,12 +143,12 @@ async def test_a_closed_store_is_unavailable(make_store):
     with pytest.raises(StoreUnavailable):
         await closed.ping()
     with pytest.raises(StoreUnavailable):
-        await closed.append("v", drafts("lost"))
+        await append_one(closed, "v", drafts("lost"))
 
 
 async def test_an_idempotent_replay_inside_a_batch_keeps_the_rest_dense(store):
-    [first] = await store.append("v", drafts("a", key="k"))
-    results = await store.append("v", [*drafts("b"), *drafts("a", key="k"), *drafts("c")])
+    [first] = await append_one(store, "v", drafts("a", key="k"))
+    results = await append_one(store, "v", [*drafts("b"), *drafts("a", key="k"), *drafts("c")])
     assert [(r.comment.seq, r.created) for r in results] == [(2, True), (1, False), (3, True)]
     assert results[1].comment == first.comment
     assert [c.message for c in await store.page_after("v", 0, 10)] == ["a", "b", "c"]
@@ -146,7 +159,7 @@ async def test_writers_racing_with_one_idempotency_key_store_one_comment(make_st
     for writer in writers:
         await writer.open()
     try:
-        results = await asyncio.gather(*(w.append("v", drafts("a", key="k")) for w in writers))
+        results = await asyncio.gather(*(append_one(w, "v", drafts("a", key="k")) for w in writers))
         outcomes = [result for [result] in results]
         assert sum(r.created for r in outcomes) == 1
         assert {r.comment for r in outcomes} == {outcomes[0].comment}
@@ -155,6 +168,167 @@ async def test_writers_racing_with_one_idempotency_key_store_one_comment(make_st
     finally:
         for writer in writers:
             await writer.close()
+
+
+# Many videos in one append, and the completeness check of many videos.
+
+
+def settled(outcomes: dict[str, list[Appended] | StoreUnavailable]) -> dict[str, list[Appended]]:
+    """The outcomes of an append that every video must have survived."""
+    failed = {video: error for video, error in outcomes.items() if isinstance(error, Exception)}
+    assert not failed
+    return {video: results for video, results in outcomes.items() if isinstance(results, list)}
+
+
+async def test_one_append_sequences_each_video_from_its_own_newest(store):
+    await append_one(store, "v1", drafts("a", "b"))
+    await append_one(store, "v3", drafts("c", "d", "e"))
+    outcomes = settled(
+        await store.append({"v1": drafts("f", "g"), "v2": drafts("h"), "v3": drafts("i", "j", "k")})
+    )
+    assert list(outcomes) == ["v1", "v2", "v3"]
+    seqs = {video: [r.comment.seq for r in results] for video, results in outcomes.items()}
+    assert seqs == {"v1": [3, 4], "v2": [1], "v3": [4, 5, 6]}
+    for video, results in outcomes.items():
+        assert all(r.created and r.comment.video_id == video for r in results)
+    assert [c.message for c in await store.page_after("v1", 0, 10)] == list("abfg")
+    assert [c.message for c in await store.page_after("v2", 0, 10)] == ["h"]
+    assert [c.message for c in await store.page_after("v3", 0, 10)] == list("cdeijk")
+
+
+async def test_idempotency_keys_replay_per_video_in_one_append(store):
+    [first] = await append_one(store, "v1", drafts("a", key="k"))
+    outcomes = settled(
+        await store.append(
+            {
+                "v1": [*drafts("a", key="k"), *drafts("b")],
+                "v2": [*drafts("a", key="k"), *drafts("c"), *drafts("a", key="k")],
+            }
+        )
+    )
+    assert [(r.comment.seq, r.created) for r in outcomes["v1"]] == [(1, False), (2, True)]
+    assert outcomes["v1"][0].comment == first.comment
+    assert [(r.comment.seq, r.created) for r in outcomes["v2"]] == [
+        (1, True),
+        (2, True),
+        (1, False),
+    ]
+    assert outcomes["v2"][2].comment == outcomes["v2"][0].comment
+    assert outcomes["v2"][0].comment.video_id == "v2"
+    assert await store.last_seq("v1") == 2
+    assert await store.last_seq("v2") == 2
+
+
+async def test_writers_appending_overlapping_videos_keep_every_video_dense(make_store):
+    """Three stores ("processes") on one database, each appending to two of the same
+    three videos at once: every video's seqs are 1..n with no duplicate."""
+    videos = ["x", "y", "z"]
+    writers = [make_store() for _ in range(3)]
+    for writer in writers:
+        await writer.open()
+    try:
+        appends = [
+            writer.append(
+                {
+                    video: drafts(f"{video}-w{n}-{i}", f"{video}-w{n}-{i}b")
+                    for video in videos
+                    if video != videos[n]
+                }
+            )
+            for i in range(10)
+            for n, writer in enumerate(writers)
+        ]
+        outcomes = [settled(outcome) for outcome in await asyncio.gather(*appends)]
+        for video in videos:
+            acknowledged = sorted(
+                r.comment.seq for outcome in outcomes for r in outcome.get(video, [])
+            )
+            assert acknowledged == list(range(1, 41))
+            stored = await writers[0].page_after(video, 0, 100)
+            assert [c.seq for c in stored] == acknowledged
+            assert len({c.message for c in stored}) == 40
+    finally:
+        for writer in writers:
+            await writer.close()
+
+
+async def test_videos_ahead_are_those_with_comments_past_what_the_caller_has(store):
+    await store.append({"behind": drafts("a", "b", "c"), "level": drafts("a"), "new": drafts("a")})
+    known = {"behind": 1, "level": 1, "past": 7, "new": 0, "empty": 0}
+    assert await store.videos_ahead(known) == {"behind": 3, "new": 1}
+    assert await store.videos_ahead({}) == {}
+
+
+async def test_videos_ahead_checks_more_than_one_query_of_videos(make_store):
+    videos = [f"v{n}" for n in range(2500)]
+    writer, checker = make_store(), make_store()
+    await writer.open()
+    await checker.open()
+    try:
+        settled(await writer.append({video: drafts("a") for video in videos}))
+        known = {video: n % 2 for n, video in enumerate(videos)}  # every other one has it
+        known["never-written"] = 0
+        ahead = await checker.videos_ahead(known)
+        assert ahead == {video: 1 for n, video in enumerate(videos) if n % 2 == 0}
+    finally:
+        await writer.close()
+        await checker.close()
+
+
+async def assert_one_video_failed_alone(store: CommentStore) -> None:
+    """Append to "ok1", "broken", "ok2" (which the caller made fail): "broken" gets the
+    error, the others commit, and the store keeps working for every video."""
+    await append_one(store, "ok1", drafts("first"))
+    outcomes = await store.append(
+        {"ok1": drafts("a", "b"), "broken": drafts("fine", "refused"), "ok2": drafts("c")}
+    )
+    assert isinstance(outcomes["broken"], StoreUnavailable)
+    assert outcomes["ok1"] == [
+        Appended(c, created=True) for c in await store.page_after("ok1", 1, 10)
+    ]
+    assert [c.message for c in await store.page_after("ok1", 0, 10)] == ["first", "a", "b"]
+    assert [c.message for c in await store.page_after("ok2", 0, 10)] == ["c"]
+    [after] = await append_one(store, "ok2", drafts("d"))
+    assert after.comment.seq == 2
+
+
+# SQLite only: a video that fails alone.
+
+
+async def test_sqlite_video_whose_rows_fail_rolls_back_alone(tmp_path):
+    sqlite_path = tmp_path / "refusing.db"
+    store = open_store(f"sqlite:///{sqlite_path}")
+    await store.open()
+    try:
+        with contextlib.closing(sqlite3.connect(sqlite_path)) as db:
+            db.execute(
+                "CREATE TRIGGER refuse_broken BEFORE INSERT ON comments "
+                "WHEN NEW.video_id = 'broken' AND NEW.message = 'refused' "
+                "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+            )
+        await assert_one_video_failed_alone(store)
+        assert await store.page_after("broken", 0, 10) == []  # "fine" rolled back with it
+    finally:
+        await store.close()
+
+
+async def test_sqlite_error_that_ends_the_transaction_fails_the_whole_append(tmp_path):
+    sqlite_path = tmp_path / "refusing.db"
+    store = open_store(f"sqlite:///{sqlite_path}")
+    await store.open()
+    try:
+        with contextlib.closing(sqlite3.connect(sqlite_path)) as db:
+            db.execute(
+                "CREATE TRIGGER roll_back_all BEFORE INSERT ON comments "
+                "WHEN NEW.video_id = 'broken' BEGIN SELECT RAISE(ROLLBACK, 'all of it'); END"
+            )
+        with pytest.raises(StoreUnavailable):
+            await store.append({"ok": drafts("a"), "broken": drafts("b")})
+        assert await store.last_seq("ok") == 0
+        [after] = await append_one(store, "ok", drafts("c"))
+        assert after.comment.seq == 1
+    finally:
+        await store.close()
 
 
 # MongoDB only: the optimistic sequencer's retry, and a store that is not there.
@@ -171,9 +345,9 @@ async def test_mongo_writer_behind_another_retries_and_keeps_seq_dense(mongo_url
     await behind.open()
     await ahead.open()
     try:
-        await behind.append("v", drafts("a"))  # `behind` now takes 1 for the newest seq
-        await ahead.append("v", drafts("b", "c"))
-        results = await behind.append("v", drafts("d", "e", "f"))
+        await append_one(behind, "v", drafts("a"))  # `behind` now takes 1 for the newest seq
+        await append_one(ahead, "v", drafts("b", "c"))
+        results = await append_one(behind, "v", drafts("d", "e", "f"))
         assert [r.comment.seq for r in results] == [4, 5, 6]
         assert [c.message for c in await ahead.page_after("v", 0, 10)] == list("abcdef")
         assert any("taken by another writer" in r.getMessage() for r in caplog.records)
@@ -188,7 +362,7 @@ async def test_mongo_store_where_nothing_listens_is_unavailable_within_seconds()
     with pytest.raises(StoreUnavailable):
         await store.open()
     with pytest.raises(StoreUnavailable):
-        await store.append("v", drafts("lost"))
+        await append_one(store, "v", drafts("lost"))
     assert time.monotonic() - started < 10
     await store.close()
     del store
@@ -200,13 +374,49 @@ async def test_mongo_store_fails_while_the_server_is_down_and_resumes_after(tmp_
         store = open_store(server.url("t"))
         await store.open()
         try:
-            await store.append("v", drafts("before"))
+            await append_one(store, "v", drafts("before"))
             server.stop()
             with pytest.raises(StoreUnavailable):
-                await store.append("v", drafts("while down"))
+                await append_one(store, "v", drafts("while down"))
             server.start()
-            [after] = await store.append("v", drafts("after"))
+            [after] = await append_one(store, "v", drafts("after"))
             assert after.comment.seq == 2
             assert [c.message for c in await store.page_after("v", 0, 10)] == ["before", "after"]
         finally:
             await store.close()
+
+
+async def test_mongo_writer_behind_on_one_video_of_several_retries_only_the_rest(mongo_url, caplog):
+    caplog.set_level(logging.DEBUG, logger="store.mongo")
+    behind, ahead = open_store(mongo_url), open_store(mongo_url)
+    await behind.open()
+    await ahead.open()
+    try:
+        settled(await behind.append({"v1": drafts("a"), "v2": drafts("a"), "v3": drafts("a")}))
+        await append_one(ahead, "v2", drafts("b", "c"))  # `behind` still takes 1 for v2
+        outcomes = settled(
+            await behind.append({"v1": drafts("d"), "v2": drafts("d", "e"), "v3": drafts("d")})
+        )
+        seqs = {video: [r.comment.seq for r in results] for video, results in outcomes.items()}
+        assert list(seqs.items()) == [("v1", [2]), ("v2", [4, 5]), ("v3", [2])]
+        assert [c.message for c in await ahead.page_after("v2", 0, 10)] == list("abcde")
+        assert sum("taken by another writer" in r.getMessage() for r in caplog.records) == 1
+    finally:
+        await behind.close()
+        await ahead.close()
+
+
+async def test_mongo_video_refused_for_no_known_reason_fails_alone(mongo_url):
+    """A unique index this store knows nothing of refuses one of "broken"'s comments:
+    neither a taken seq nor a stored key explains it."""
+    client: AsyncMongoClient = AsyncMongoClient(mongo_url)
+    store = open_store(mongo_url)
+    await store.open()
+    try:
+        comments = client.get_default_database().get_collection("comments")
+        await comments.create_index("message", unique=True, name="test_unique_message")
+        await comments.insert_one({"video_id": "elsewhere", "seq": 1, "message": "refused"})
+        await assert_one_video_failed_alone(store)
+    finally:
+        await store.close()
+        await client.close()

@@ -130,13 +130,15 @@ async def test_a_write_cancelled_while_waiting_for_its_turn_never_commits(tmp_pa
     await store.open()
     try:
         with writers_lock_held(path):
-            cancelled = asyncio.ensure_future(store.append("v", [Draft("cancelled", "a")]))
+            cancelled = asyncio.ensure_future(store.append({"v": [Draft("cancelled", "a")]}))
             await asyncio.sleep(0.3)  # queued on the writer's thread, waiting for the lock
             cancelled.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await cancelled
         # the writer's thread reaches the cancelled write first, and must skip it
-        [appended] = await store.append("v", [Draft("next", "a")])
+        outcomes = await store.append({"v": [Draft("next", "a")]})
+        assert isinstance(outcomes["v"], list)
+        [appended] = outcomes["v"]
         assert (appended.comment.seq, appended.comment.message) == (1, "next")
     finally:
         await store.close()
