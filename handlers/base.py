@@ -1,9 +1,10 @@
 """What every handler shares: JSON responses and JSON errors.
 
 Owns the error body `{"error": {"code": ..., "message": ...}}` and the mapping
-of failures to statuses: `ApiError` as it says, `StoreUnavailable` as 503, and
-Tornado's own `HTTPError`s (404, 405, ...) by status. No response of this
-service is ever HTML.
+of failures to statuses: `ApiError` as it says, the core's `ShuttingDown` and
+the store's `StoreUnavailable` as 503, and Tornado's own `HTTPError`s (404,
+405, ...) by status. Every response of the API is JSON (the demo page's static
+files are served by Tornado's own handler).
 """
 
 import functools
@@ -18,7 +19,7 @@ from tornado.web import HTTPError, RequestHandler
 
 from livecomments import metrics
 from livecomments.comment import encode_json
-from livecomments.errors import ApiError
+from livecomments.errors import ApiError, ShuttingDown
 from store import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ STORE_UNAVAILABLE = (
     "the comment store is unavailable; try again (retry a post with the same "
     "Idempotency-Key: it may have been stored)"
 )
+SHUTTING_DOWN = "the server is stopping; try again (another instance takes over)"
 _SERVER = f"TornadoServer/{tornado.version}"
 
 
@@ -69,6 +71,8 @@ class ApiHandler(RequestHandler):
         elif isinstance(error, StoreUnavailable):
             metrics.STORE_ERRORS.inc()
             status_code = 503
+        elif isinstance(error, ShuttingDown):
+            status_code = 503
         super().send_error(status_code, **kwargs)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
@@ -79,6 +83,8 @@ class ApiHandler(RequestHandler):
                 self.set_header("Retry-After", str(error.retry_after))
         elif isinstance(error, StoreUnavailable):
             code, message = "store_unavailable", STORE_UNAVAILABLE
+        elif isinstance(error, ShuttingDown):
+            code, message = "shutting_down", SHUTTING_DOWN
         else:
             code = _CODES.get(status_code, "error")
             reason = error.reason if isinstance(error, HTTPError) else None
@@ -93,6 +99,8 @@ class ApiHandler(RequestHandler):
             log.info(
                 "%s %s -> %d %s", self.request.method, self.request.uri, value.status, value.code
             )
+        elif isinstance(value, ShuttingDown):
+            log.info("%s %s -> 503 shutting_down", self.request.method, self.request.uri)
         elif isinstance(value, StoreUnavailable):
             log.warning("%s %s -> 503: %s", self.request.method, self.request.uri, value)
         else:

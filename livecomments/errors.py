@@ -1,8 +1,11 @@
-"""The one error type that reaches a client: a status, a stable code, a message.
+"""The errors that reach a client, and the core's own errors that handlers answer.
 
-Anything raised as `ApiError` is answered as
-`{"error": {"code": ..., "message": ...}}` with its status. It must never carry
-internal details (paths, SQL, stack traces) in `message`.
+`ApiError` is client-facing: a status, a stable code and a message, answered
+as `{"error": {"code": ..., "message": ...}}` (raised by input validation and
+by handlers). `ShuttingDown` is the core's: the posting and streaming core
+raises it and never speaks HTTP; `handlers/base.py` maps it to a status, as it
+maps the store's `StoreUnavailable`. Neither may carry internal details
+(paths, SQL, stack traces) in its message.
 """
 
 
@@ -17,3 +20,7 @@ class ApiError(Exception):
         self.code = code
         self.message = message
         self.retry_after = retry_after  # seconds, sent as Retry-After
+
+
+class ShuttingDown(Exception):
+    """This process is stopping: it takes no new post, stream or long-poll."""
