@@ -19,6 +19,7 @@ not wall time: a process preempted mid-flush must not stretch its windows.
 """
 
 import asyncio
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -43,6 +44,11 @@ class Entry:
     json: bytes
     frame: bytes
 
+    @property
+    def size(self) -> int:
+        """The bytes it holds (its JSON and its frame), as the ring's memory report counts them."""
+        return len(self.json) + len(self.frame)
+
     @classmethod
     def of(cls, comment: Comment) -> "Entry":
         data = comment.to_json()
@@ -61,6 +67,28 @@ class Viewer(Protocol):
 class Channel:
     """One video's comments in this process, delivered in order, once each."""
 
+    __slots__ = (
+        "_coalesce",
+        "_flush_at",
+        "_held",
+        "_held_limit",
+        "_last_flush",
+        "_on_hole",
+        "_unflushed",
+        "_viewers",
+        "_waiters",
+        "flushed_seq",
+        "highest_seen",
+        "interest",
+        "last_delivery",
+        "last_seq",
+        "ring",
+        "ring_bytes",
+        "started",
+        "video_id",
+        "window",
+    )
+
     def __init__(
         self,
         video_id: str,
@@ -74,8 +102,9 @@ class Channel:
         self.highest_seen = 0
         self.started = False
         self.interest = 0
-        self.last_delivery = time.monotonic()
+        self.last_delivery = -math.inf  # never: the first completeness check includes it
         self.ring: deque[Entry] = deque(maxlen=ring_size)
+        self.ring_bytes = 0  # what the ring's entries hold, for the memory report
         self._held_limit = ring_size
         self._held: dict[int, Comment] = {}
         self._viewers: set[Viewer] = set()
@@ -104,6 +133,21 @@ class Channel:
                 self._held[comment.seq] = comment
         if self.started:
             self._release()
+
+    def learn_newest(self, seq: int) -> None:
+        """The store has comments up to `seq`: if this channel has not delivered them, fill."""
+        self.highest_seen = max(self.highest_seen, seq)
+        if self.started and self.has_hole:
+            self._on_hole(self)
+
+    @property
+    def held(self) -> int:
+        """How many comments wait for a hole below them to fill."""
+        return len(self._held)
+
+    @property
+    def viewers(self) -> int:
+        return len(self._viewers)
 
     def entries_after(self, cursor: int, limit: int) -> list[Entry] | None:
         """Delivered entries just above `cursor` from the ring; None if the ring lacks them."""
@@ -159,12 +203,21 @@ class Channel:
             self.last_seq = comment.seq
         if released:
             entries = [Entry.of(comment) for comment in released]
-            self.ring.extend(entries)
+            self._remember(entries)
             self.last_delivery = time.monotonic()
             self._unflushed += zip(entries, (c.created_at for c in released), strict=True)
             self._schedule_flush()
         if self.has_hole:
             self._on_hole(self)
+
+    def _remember(self, entries: list[Entry]) -> None:
+        """Put `entries` in the ring, counting the bytes of those it takes and lets go."""
+        ring = self.ring
+        for entry in entries:
+            if len(ring) == ring.maxlen:
+                self.ring_bytes -= ring[0].size
+            ring.append(entry)
+            self.ring_bytes += entry.size
 
     def _schedule_flush(self) -> None:
         """Flush at once if the video was quiet for a window, else when the window ends,

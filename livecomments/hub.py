@@ -1,12 +1,16 @@
-"""This process's channels and everything that keeps them complete.
+"""This process's watched videos and everything that keeps their channels complete.
 
-Owns the map of video id to `Channel`, the one bus subscription per video
-(taken for the first local viewer or long-poll, dropped `linger` seconds after
-the last one leaves), filling holes from the store, the periodic store check
-for quiet videos and after a bus reconnect, heartbeats, and catching a viewer
-up from a cursor before it goes live. The bus is only a fast path: every
-comment a viewer is sent comes in `seq` order, checked against the store.
-Never touches HTTP.
+Owns one record per watched video (`_Video`: its `Channel`, its one bus
+subscription, the task opening it, a pending store fill and its linger timer),
+taken for the video's first local viewer or long-poll and torn down in one
+place `linger` seconds after the last one leaves. Also: filling holes from the
+store, the periodic completeness check of quiet videos and the check after a
+bus reconnect (one batched store query per 1,000 videos, whatever their
+number: nothing periodic costs a query per video), heartbeats, the per-video
+memory report, and catching a viewer up from a cursor before it goes live.
+The bus is only a fast path: every comment a viewer is sent comes in `seq`
+order, checked against the store. Never touches HTTP: it raises the core's
+`ShuttingDown` and the store's `StoreUnavailable`, which handlers answer.
 """
 
 import asyncio
@@ -20,7 +24,7 @@ from bus import Bus, Subscription
 from livecomments import metrics
 from livecomments.channel import Channel, Entry, Viewer
 from livecomments.comment import Comment, encode_json
-from livecomments.errors import ApiError
+from livecomments.errors import ShuttingDown
 from store import CommentStore
 
 log = logging.getLogger(__name__)
@@ -40,8 +44,22 @@ class HubTiming:
     coalesce: float = 0.0
 
 
+class _Video:
+    """Everything this process keeps for one watched video, so that one method ends it all."""
+
+    __slots__ = ("channel", "fill", "linger", "opening", "subscription")
+
+    def __init__(self, channel: Channel) -> None:
+        self.channel = channel
+        self.opening: asyncio.Task[None] | None = None
+        self.subscription: Subscription | None = None
+        self.fill: asyncio.Task[None] | None = None
+        self.linger: asyncio.TimerHandle | None = None
+
+
 class Hub:
-    """The per-process registry of channels, fed by the local post path, the bus and the store."""
+    """The per-process registry of watched videos, fed by the local post path, the bus and
+    the store."""
 
     def __init__(
         self,
@@ -55,11 +73,7 @@ class Hub:
         self._bus = bus
         self._ring_size = ring_size
         self._timing = timing
-        self._channels: dict[str, Channel] = {}
-        self._opening: dict[Channel, asyncio.Task[None]] = {}
-        self._subscriptions: dict[Channel, Subscription] = {}
-        self._fills: dict[Channel, asyncio.Task[None]] = {}
-        self._lingering: dict[Channel, asyncio.TimerHandle] = {}
+        self._videos: dict[str, _Video] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._timers: list[asyncio.Task[None]] = []
         self._closing = False
@@ -74,40 +88,33 @@ class Hub:
     async def close(self) -> None:
         """End every stream and long-poll, drop subscriptions, finish pending publishes."""
         self._closing = True
-        for opening in self._opening.values():
-            opening.cancel()
-        for handle in self._lingering.values():
-            handle.cancel()
-        self._lingering.clear()
-        for channel in list(self._channels.values()):
-            channel.end()
-        stopping = self._timers + list(self._fills.values())
-        for task in stopping:
-            task.cancel()
-        await asyncio.gather(*stopping, *self._opening.values(), return_exceptions=True)
+        videos = list(self._videos.values())
+        running = [task for video in videos for task in (video.opening, video.fill) if task]
+        for video in videos:
+            video.channel.end()
+            self._drop(video)
+        for timer in self._timers:
+            timer.cancel()
+        await asyncio.gather(*self._timers, *running, return_exceptions=True)
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for subscription in self._subscriptions.values():
-            await subscription.unsubscribe()
-        self._subscriptions.clear()
-        self._channels.clear()
 
     async def join(self, video_id: str) -> Channel:
         """The started channel of `video_id`, counting the caller as interested until `leave`."""
         if self._closing:
-            raise ApiError(503, "shutting_down", "the server is stopping; reconnect")
-        channel = self._channels.get(video_id)
-        if channel is None:
-            channel = Channel(video_id, self._ring_size, self._on_hole, self._timing.coalesce)
-            self._channels[video_id] = channel
-            self._opening[channel] = asyncio.ensure_future(self._open(channel))
+            raise ShuttingDown()
+        video = self._videos.get(video_id)
+        if video is None:
+            video = _Video(Channel(video_id, self._ring_size, self._on_hole, self._timing.coalesce))
+            self._videos[video_id] = video
+            video.opening = asyncio.ensure_future(self._open(video))
+        channel = video.channel
         channel.interest += 1
-        linger = self._lingering.pop(channel, None)
-        if linger is not None:
-            linger.cancel()
-        opening = self._opening.get(channel)
-        if opening is not None:
+        if video.linger is not None:
+            video.linger.cancel()
+            video.linger = None
+        if video.opening is not None:
             try:
-                await asyncio.shield(opening)
+                await asyncio.shield(video.opening)
             except BaseException:
                 self.leave(channel)
                 raise
@@ -115,15 +122,16 @@ class Hub:
 
     def leave(self, channel: Channel) -> None:
         channel.interest -= 1
-        if channel.interest == 0 and self._channels.get(channel.video_id) is channel:
+        video = self._current(channel)
+        if channel.interest == 0 and video is not None:
             loop = asyncio.get_running_loop()
-            self._lingering[channel] = loop.call_later(self._timing.linger, self._retire, channel)
+            video.linger = loop.call_later(self._timing.linger, self._retire, video)
 
     def committed(self, video_id: str, comments: Sequence[Comment]) -> None:
         """Deliver freshly committed comments locally and publish them to other instances."""
-        channel = self._channels.get(video_id)
-        if channel is not None:
-            channel.offer(comments)
+        video = self._videos.get(video_id)
+        if video is not None:
+            video.channel.offer(comments)
         payload = encode_json([comment.to_dict() for comment in comments])
         self._spawn(self._publish(video_id, payload))
 
@@ -185,32 +193,42 @@ class Hub:
         channel.offer(comments)
         return [Entry.of(c) for c in comments if c.seq <= channel.last_seq]
 
-    async def _open(self, channel: Channel) -> None:
-        video_id = channel.video_id
+    def _current(self, channel: Channel) -> _Video | None:
+        """The record of `channel`, unless the channel was retired (a newer one may be in use)."""
+        video = self._videos.get(channel.video_id)
+        return video if video is not None and video.channel is channel else None
+
+    async def _open(self, video: _Video) -> None:
+        channel = video.channel
         try:
-            subscription = await self._bus.subscribe(
-                video_id, lambda payload: self._on_bus_message(channel, payload)
+            video.subscription = await self._bus.subscribe(
+                channel.video_id, lambda payload: self._on_bus_message(channel, payload)
             )
-            self._subscriptions[channel] = subscription
-            channel.start(await self._store.last_seq(video_id))
+            channel.start(await self._store.last_seq(channel.video_id))
         except BaseException:
-            if self._channels.get(video_id) is channel:
-                del self._channels[video_id]
-            subscription_left = self._subscriptions.pop(channel, None)
-            if subscription_left is not None:
-                await subscription_left.unsubscribe()
+            video.opening = None
+            self._drop(video)
             raise
         finally:
-            self._opening.pop(channel, None)
+            video.opening = None
 
-    def _retire(self, channel: Channel) -> None:
-        self._lingering.pop(channel, None)
-        if channel.interest > 0 or self._channels.get(channel.video_id) is not channel:
-            return
-        del self._channels[channel.video_id]
-        subscription = self._subscriptions.pop(channel, None)
-        if subscription is not None:
-            self._spawn(subscription.unsubscribe())
+    def _retire(self, video: _Video) -> None:
+        video.linger = None
+        if video.channel.interest == 0:
+            self._drop(video)
+
+    def _drop(self, video: _Video) -> None:
+        """Forget `video`: stop its opening, fill and linger, and drop its subscription."""
+        if self._current(video.channel) is video:
+            del self._videos[video.channel.video_id]
+        for task in (video.opening, video.fill):
+            if task is not None:
+                task.cancel()
+        if video.linger is not None:
+            video.linger.cancel()
+        if video.subscription is not None:
+            self._spawn(video.subscription.unsubscribe())
+        video.opening = video.fill = video.linger = video.subscription = None
 
     def _on_bus_message(self, channel: Channel, payload: bytes) -> None:
         try:
@@ -222,13 +240,15 @@ class Hub:
 
     def _on_hole(self, channel: Channel, delay: float | None = None) -> None:
         """Schedule a store read for `channel`, unless one is pending or it was retired."""
-        if channel in self._fills or self._channels.get(channel.video_id) is not channel:
+        video = self._current(channel)
+        if video is None or video.fill is not None:
             return
         wait = self._timing.hole_delay if delay is None else delay
-        self._fills[channel] = asyncio.ensure_future(self._fill_later(channel, wait))
+        video.fill = asyncio.ensure_future(self._fill_later(video, wait))
 
-    async def _fill_later(self, channel: Channel, delay: float) -> None:
+    async def _fill_later(self, video: _Video, delay: float) -> None:
         """Give the bus `delay` to bring a late comment, then read the store."""
+        channel = video.channel
         retry_after = None
         try:
             await asyncio.sleep(delay)
@@ -240,7 +260,7 @@ class Hub:
             log.warning("could not fill video %s from the store: %s", channel.video_id, exc)
             retry_after = self._timing.sync_interval
         finally:
-            self._fills.pop(channel, None)
+            video.fill = None
         if retry_after is not None and channel.has_hole:
             self._on_hole(channel, retry_after)
 
@@ -253,20 +273,52 @@ class Hub:
             if len(comments) < FILL_PAGE:
                 return channel.last_seq - first
 
+    async def _check(self, videos: list[_Video]) -> None:
+        """Ask the store, in batches, which of `videos` have comments this process has not
+        delivered (their bus message was lost, or their writer died before publishing), and
+        fill those."""
+        known = {video.channel.video_id: video.channel.last_seq for video in videos}
+        for video_id, newest in (await self._store.videos_ahead(known)).items():
+            video = self._videos.get(video_id)
+            if video is not None:
+                video.channel.learn_newest(newest)
+
     def _check_all(self) -> None:
-        for channel in list(self._channels.values()):
-            if channel.started:
-                self._on_hole(channel)
+        """After a bus reconnect: anything published while it was down may be lost."""
+        videos = [video for video in self._videos.values() if video.channel.started]
+        self._spawn(self._check_logged(videos))
 
-    def _check_quiet(self) -> None:
+    async def _check_quiet(self) -> None:
+        """Check the videos that delivered nothing for a sync interval; a busy video finds its
+        holes by `seq`. Also refresh the per-video memory report."""
         quiet_since = time.monotonic() - self._timing.sync_interval
-        for channel in list(self._channels.values()):
-            if channel.started and channel.last_delivery < quiet_since:
-                self._on_hole(channel)
+        videos = list(self._videos.values())
+        self._report(videos)
+        quiet = [
+            video
+            for video in videos
+            if video.channel.started
+            and video.fill is None
+            and video.channel.last_delivery < quiet_since
+        ]
+        if quiet:
+            await self._check_logged(quiet)
 
-    def _heartbeat(self) -> None:
-        for channel in list(self._channels.values()):
-            channel.heartbeat()
+    async def _check_logged(self, videos: list[_Video]) -> None:
+        try:
+            await self._check(videos)
+        except Exception as exc:  # the next check tries again
+            log.warning("could not check %d videos against the store: %s", len(videos), exc)
+
+    @staticmethod
+    def _report(videos: list[_Video]) -> None:
+        metrics.VIDEOS_WATCHED.set(len(videos))
+        metrics.RING_BYTES.set(sum(video.channel.ring_bytes for video in videos))
+        metrics.HELD_COMMENTS.set(sum(video.channel.held for video in videos))
+
+    async def _heartbeat(self) -> None:
+        for video in list(self._videos.values()):
+            video.channel.heartbeat()
 
     async def _publish(self, video_id: str, payload: bytes) -> None:
         try:
@@ -280,10 +332,10 @@ class Hub:
             )
 
     @staticmethod
-    async def _every(interval: float, action: Callable[[], None]) -> None:
+    async def _every(interval: float, action: Callable[[], Awaitable[None]]) -> None:
         while True:
             await asyncio.sleep(interval)
-            action()
+            await action()
 
     def _spawn(self, work: Awaitable[None]) -> None:
         task = asyncio.ensure_future(work)

@@ -25,6 +25,22 @@ STREAMS_OPEN = Gauge("livecomments_streams_open", "SSE streams open", multiproce
 POLLS_WAITING = Gauge(
     "livecomments_polls_waiting", "Long-polls waiting for a comment", multiprocess_mode="livesum"
 )
+VIDEOS_WATCHED = Gauge(
+    "livecomments_videos_watched",
+    "Videos with a channel in this process (a viewer or long-poll, or lingering after one)",
+    multiprocess_mode="livesum",
+)
+RING_BYTES = Gauge(
+    "livecomments_ring_bytes",
+    "Bytes of encoded comments the channels' recent-comment rings hold",
+    multiprocess_mode="livesum",
+)
+HELD_COMMENTS = Gauge(
+    "livecomments_held_comments",
+    "Comments held back until a hole below them is filled",
+    multiprocess_mode="livesum",
+)
+COMMITS = Counter("livecomments_commits", "Store commits of posted comments (any videos each)")
 COMMENTS_POSTED = Counter("livecomments_comments_posted", "Comments committed by this process")
 VIEWERS_CUT_OFF = Counter(
     "livecomments_viewers_cut_off", "Streams closed because the viewer fell too far behind"
