@@ -48,7 +48,7 @@ Every measured window also records the CPU seconds of the client side, which
 shares the cores with the server: the load-generator processes
 (`loadgen_cpu_s`) and this process (`publisher_cpu_s`: the publisher runs here,
 next to the runner's own few /proc reads and command lines to the load
-generators). Every hot-video and ingest step also records how fast the box was
+generators). Every step also records how fast the box was
 just before and just after it (`box_cpu_ms`, `box_fsync_ms`: bench.box).
 """
 
@@ -610,6 +610,7 @@ def main() -> None:
         "--only", default=",".join(SCENARIOS), help="comma-separated scenarios, of: %(default)s"
     )
     parser.add_argument("--lc-workers", type=int, default=None, help="livecomments --workers")
+    parser.add_argument("--reps", type=int, default=None, help="repetitions (full: 2)")
     parser.add_argument(
         "--server-root",
         type=Path,
@@ -625,6 +626,8 @@ def main() -> None:
     plan = QUICK if args.quick else FULL
     if args.lc_workers is not None:
         plan = replace(plan, lc_workers=args.lc_workers)
+    if args.reps is not None:
+        plan = replace(plan, reps=args.reps)
     loadgen.raise_file_limit()
     started = time.monotonic()
     import uvloop
