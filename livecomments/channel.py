@@ -43,6 +43,7 @@ class Entry:
     seq: int
     json: bytes
     frame: bytes
+    released: float = 0.0  # monotonic time the channel released it (0: read, never ringed)
 
     @property
     def size(self) -> int:
@@ -50,9 +51,9 @@ class Entry:
         return len(self.json) + len(self.frame)
 
     @classmethod
-    def of(cls, comment: Comment) -> "Entry":
+    def of(cls, comment: Comment, released: float = 0.0) -> "Entry":
         data = comment.to_json()
-        return cls(comment.seq, data, sse.comment_frame(comment.seq, data))
+        return cls(comment.seq, data, sse.comment_frame(comment.seq, data), released)
 
 
 class Viewer(Protocol):
@@ -202,9 +203,9 @@ class Channel:
             released.append(comment)
             self.last_seq = comment.seq
         if released:
-            entries = [Entry.of(comment) for comment in released]
+            self.last_delivery = now = time.monotonic()
+            entries = [Entry.of(comment, now) for comment in released]
             self._remember(entries)
-            self.last_delivery = time.monotonic()
             self._unflushed += zip(entries, (c.created_at for c in released), strict=True)
             self._schedule_flush()
         if self.has_hole:
@@ -218,6 +219,13 @@ class Channel:
                 self.ring_bytes -= ring[0].size
             ring.append(entry)
             self.ring_bytes += entry.size
+
+    def forget_before(self, released: float) -> None:
+        """Drop ring entries released before `released` (monotonic): a quiet video keeps
+        only its recent comments in memory, and a catch-up from further back reads the store."""
+        ring = self.ring
+        while ring and ring[0].released < released:
+            self.ring_bytes -= ring.popleft().size
 
     def _schedule_flush(self) -> None:
         """Flush at once if the video was quiet for a window, else when the window ends,

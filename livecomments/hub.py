@@ -6,11 +6,12 @@ taken for the video's first local viewer or long-poll and torn down in one
 place `linger` seconds after the last one leaves. Also: filling holes from the
 store, the periodic completeness check of quiet videos and the check after a
 bus reconnect (one batched store query per 1,000 videos, whatever their
-number: nothing periodic costs a query per video), heartbeats, the per-video
-memory report, and catching a viewer up from a cursor before it goes live.
-The bus is only a fast path: every comment a viewer is sent comes in `seq`
-order, checked against the store. Never touches HTTP: it raises the core's
-`ShuttingDown` and the store's `StoreUnavailable`, which handlers answer.
+number: nothing periodic costs a query per video), trimming each ring to its
+recent comments, heartbeats, the per-video memory report, and catching a
+viewer up from a cursor before it goes live. The bus is only a fast path:
+every comment a viewer is sent comes in `seq` order, checked against the
+store. Never touches HTTP: it raises the core's `ShuttingDown` and the store's
+`StoreUnavailable`, which handlers answer.
 """
 
 import asyncio
@@ -42,6 +43,7 @@ class HubTiming:
     heartbeat_interval: float = 15.0
     hole_delay: float = 0.02
     coalesce: float = 0.0
+    ring_retention: float = 30.0  # a ring keeps what was released this long ago at most
 
 
 class _Video:
@@ -81,7 +83,7 @@ class Hub:
     async def start(self) -> None:
         self._bus.on_reconnect(self._check_all)
         self._timers = [
-            asyncio.ensure_future(self._every(self._timing.sync_interval, self._check_quiet)),
+            asyncio.ensure_future(self._every(self._timing.sync_interval, self._sync)),
             asyncio.ensure_future(self._every(self._timing.heartbeat_interval, self._heartbeat)),
         ]
 
@@ -288,19 +290,28 @@ class Hub:
         videos = [video for video in self._videos.values() if video.channel.started]
         self._spawn(self._check_logged(videos))
 
-    async def _check_quiet(self) -> None:
-        """Check the videos that delivered nothing for a sync interval; a busy video finds its
-        holes by `seq`. Also refresh the per-video memory report."""
-        quiet_since = time.monotonic() - self._timing.sync_interval
-        videos = list(self._videos.values())
-        self._report(videos)
-        quiet = [
-            video
-            for video in videos
-            if video.channel.started
-            and video.fill is None
-            and video.channel.last_delivery < quiet_since
-        ]
+    async def _sync(self) -> None:
+        """The periodic pass over every watched video, in one loop: trim each ring to
+        `ring_retention`, report per-video memory, and check the videos that delivered
+        nothing for a sync interval against the store (a busy video finds its holes by
+        `seq`)."""
+        now = time.monotonic()
+        quiet_since = now - self._timing.sync_interval
+        forget_before = now - self._timing.ring_retention
+        quiet: list[_Video] = []
+        ring_bytes = held = 0
+        for video in self._videos.values():
+            channel = video.channel
+            ring = channel.ring
+            if ring and ring[0].released < forget_before:
+                channel.forget_before(forget_before)
+            ring_bytes += channel.ring_bytes
+            held += channel.held
+            if channel.started and video.fill is None and channel.last_delivery < quiet_since:
+                quiet.append(video)
+        metrics.VIDEOS_WATCHED.set(len(self._videos))
+        metrics.RING_BYTES.set(ring_bytes)
+        metrics.HELD_COMMENTS.set(held)
         if quiet:
             await self._check_logged(quiet)
 
@@ -309,12 +320,6 @@ class Hub:
             await self._check(videos)
         except Exception as exc:  # the next check tries again
             log.warning("could not check %d videos against the store: %s", len(videos), exc)
-
-    @staticmethod
-    def _report(videos: list[_Video]) -> None:
-        metrics.VIDEOS_WATCHED.set(len(videos))
-        metrics.RING_BYTES.set(sum(video.channel.ring_bytes for video in videos))
-        metrics.HELD_COMMENTS.set(sum(video.channel.held for video in videos))
 
     async def _heartbeat(self) -> None:
         for video in list(self._videos.values()):

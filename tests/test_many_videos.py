@@ -1,6 +1,6 @@
 """Many watched videos in one process: quiet ones cost the store one query per check, whatever
-their number, and a comment whose bus message is lost still reaches every video's viewers
-within 5 s."""
+their number, and keep only their recent comments in memory; a comment whose bus message is
+lost still reaches every video's viewers within 5 s."""
 
 import asyncio
 import json
@@ -9,7 +9,9 @@ import time
 import httpx
 
 from bus.memory import MemoryBus
+from livecomments.comment import Draft
 from livecomments.hub import Hub, HubTiming
+from livecomments.ingest import Ingest
 from store.sqlite import SQLiteStore
 from tests.server_process import ServerProcess
 from tests.sse_client import open_stream
@@ -86,3 +88,27 @@ async def test_quiet_videos_cost_one_store_query_per_check(tmp_path):
         await store.close()
     assert made["last_seq"] == made["page_after"] == 0
     assert 5 <= made["videos_ahead"] <= 11  # one a check, for all 3,000 videos
+
+
+async def test_a_quiet_videos_ring_keeps_only_its_recent_comments(tmp_path):
+    store = SQLiteStore(str(tmp_path / "c.db"))
+    await store.open()
+    bus = MemoryBus()
+    hub = Hub(store, bus, timing=HubTiming(sync_interval=0.05, ring_retention=0.2))
+    await hub.start()
+    ingest = Ingest(store, hub.committed)
+    try:
+        channel = await hub.join("quiet")
+        for n in range(3):
+            await ingest.post("quiet", Draft(f"m{n}", "ann"))
+        assert [entry.seq for entry in channel.ring] == [1, 2, 3]
+        assert channel.ring_bytes == sum(entry.size for entry in channel.ring) > 0
+        await asyncio.sleep(0.4)
+        assert (list(channel.ring), channel.ring_bytes) == ([], 0)
+        # a catch-up from before what the ring holds reads the store
+        assert [entry.seq for entry in await hub.read_after(channel, 0, 10)] == [1, 2, 3]
+    finally:
+        await ingest.close()
+        await hub.close()
+        await bus.close()
+        await store.close()
