@@ -23,7 +23,7 @@ lint: $(VENV)/.test-deps
 system-deps:
 	scripts/install-test-services
 
-# The fan-out benchmark against nchan (see BENCHMARKS.md); never part of `make test`.
+# The fan-out benchmark against nchan and Centrifugo (see BENCHMARKS.md); never part of `make test`.
 bench:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
@@ -38,6 +38,7 @@ bench:
 	   $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing; \
 	 fi
 	[ -x "$${LIVECOMMENTS_TOOLS:-$$HOME/.cache/livecomments/bin}/ferretdb" ] || scripts/install-ferretdb
+	[ -x "$${LIVECOMMENTS_TOOLS:-$$HOME/.cache/livecomments/bin}/centrifugo" ] || scripts/install-centrifugo
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 $(VENV)/.run-deps: setup.cfg pyproject.toml Makefile
