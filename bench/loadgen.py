@@ -4,7 +4,8 @@ Owns opening its share of a scenario's SSE viewers, each on the stream of the
 video `bench.spread.Videos` assigns it (all of one video, or one video each, or
 a Zipf spread), each bound to a source address in 127.0.0.2.., so ephemeral
 ports never run out; counting events on all of them with a byte search per
-read (`bench.sse.count_events`); fully parsing the "sampled" connections,
+read (`bench.sse.count_events`, by the server's `bench.sse.StreamFormat`, so
+comments only: not Centrifugo's other pushes); fully parsing the "sampled" connections,
 spread evenly over its share: end-to-end latency from the stamp in each
 message, and holes, duplicates and reordering per publishing lane of their
 video; and, given what the publisher got acknowledged per video, how many
@@ -41,13 +42,16 @@ import sys
 import time
 from collections import Counter
 
+from bench.servers import connection_token
 from bench.spread import Videos
 from bench.sse import (
+    FORMATS,
     LINE_START,
     ChunkedBody,
     EventParser,
     LaneChecker,
     Stamp,
+    StreamFormat,
     count_events,
     response_head,
 )
@@ -74,6 +78,7 @@ class Viewer(asyncio.Protocol):
         self.request = request
         self.sampled = sampled
         self.group = group
+        self.marker = group.format.marker
         self.events = 0  # counted by marker, or parsed when sampled
         self.counted = 0  # a sampled viewer's count by marker, to check the counter against
         self.carry = LINE_START
@@ -103,13 +108,15 @@ class Viewer(asyncio.Protocol):
                 self.chunked = ChunkedBody()
             if not self.answered.done():
                 self.answered.set_result(None)
-        self.carry, count = count_events(self.carry, data)
+        self.carry, count = count_events(self.carry, data, self.marker)
         if self.parser is None:
             self.events += count
             return
         self.counted += count
         body = self.chunked.feed(data) if self.chunked is not None else data
         for _, payload in self.parser.feed(body):
+            if not self.group.format.is_comment(payload):
+                continue
             self.events += 1
             stamp = Stamp.find(payload)
             if stamp is None:
@@ -129,7 +136,10 @@ class Viewer(asyncio.Protocol):
 
 
 class ViewerGroup:
-    def __init__(self) -> None:
+    """One process's viewers, whose streams are all in `format`."""
+
+    def __init__(self, format: StreamFormat = FORMATS["sse"]) -> None:
+        self.format = format
         self.viewers: list[Viewer] = []
         self.since_ns = 1 << 62  # no latency is recorded before the first mark
         self.hist: dict[int, int] = {}
@@ -180,10 +190,15 @@ async def open_viewers(args: argparse.Namespace, group: ViewerGroup) -> None:
     loop = asyncio.get_running_loop()
     videos = Videos(args.video_prefix, args.videos, args.zipf_s)
     watched = videos.assign(args.viewers)[args.first_viewer : args.first_viewer + args.conns]
+    tokens: dict[int, str] = {}  # one per video, when the path asks for one
     for index, video in enumerate(watched):
         path = args.path.replace("{video}", videos.name(video))
+        if "{token}" in path:
+            if video not in tokens:
+                tokens[video] = connection_token(args.token_secret, videos.name(video))
+            path = path.replace("{token}", tokens[video])
         request = (
-            f"GET {path} HTTP/1.1\r\nHost: {args.host}:{args.port}\r\n"
+            f"GET {path} HTTP/{group.format.http_version}\r\nHost: {args.host}:{args.port}\r\n"
             "Accept: text/event-stream\r\n\r\n"
         ).encode()
         viewer = Viewer(video, request, is_sampled(index, args.conns, args.sample), group)
@@ -231,7 +246,7 @@ async def serve_commands(group: ViewerGroup) -> None:
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    group = ViewerGroup()
+    group = ViewerGroup(FORMATS[args.format])
     await open_viewers(args, group)
     ok = sum(1 for v in group.viewers if 200 <= v.status < 300 and not v.closed)
     failed = Counter(
@@ -248,7 +263,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--path", required=True, help="stream path; {video} is the video's name")
+    parser.add_argument(
+        "--path",
+        required=True,
+        help="stream path; {video} is the video's name, {token} a connection token for it",
+    )
+    parser.add_argument("--format", choices=FORMATS, default="sse", help="see bench.sse")
+    parser.add_argument("--token-secret", default="", help="signs the {token} of --path")
     parser.add_argument("--video-prefix", required=True, help="see bench.spread.Videos")
     parser.add_argument("--videos", type=int, default=1)
     parser.add_argument("--zipf-s", type=float, default=0.0, help="0: viewers spread evenly")

@@ -1,17 +1,18 @@
 """The publisher: posts stamped comments at a fixed rate R, into one video or spread over many.
 
-Owns pacing, which video each message goes to (`bench.spread.Videos.assign`:
-message n to the n-th assigned video) and the post latency. Messages are due
-at t0 + n/R (open loop); each of `lanes` keep-alive HTTP/1.1 connections takes
-the next due message whenever it is free, and waits for the answer before its
-next post, so a lane's messages are committed in the order it sent them (what
-the viewers' `LaneChecker` relies on: a stamp's counter counts the lane's
-messages to that video, so a viewer of one video sees 0, 1, 2, ... per lane).
-Post latency runs from the moment a message was due, not when it was sent, so
-a server that makes the publisher fall behind is charged for the wait (no
-coordinated omission). For the same reason the stamp's time is when the
-message was due, so the viewers' end-to-end latency includes any wait in the
-publisher too.
+Owns how each server takes a post (`Target`: livecomments' API, nchan's
+publisher location, Centrifugo's HTTP API), pacing, which video each message
+goes to (`bench.spread.Videos.assign`: message n to the n-th assigned video)
+and the post latency. Messages are due at t0 + n/R (open loop); each of
+`lanes` keep-alive HTTP/1.1 connections takes the next due message whenever it
+is free, and waits for the answer before its next post, so a lane's messages
+are committed in the order it sent them (what the viewers' `LaneChecker`
+relies on: a stamp's counter counts the lane's messages to that video, so a
+viewer of one video sees 0, 1, 2, ... per lane). Post latency runs from the
+moment a message was due, not when it was sent, so a server that makes the
+publisher fall behind is charged for the wait (no coordinated omission). For
+the same reason the stamp's time is when the message was due, so the viewers'
+end-to-end latency includes any wait in the publisher too.
 
     publisher = Publisher(Target.livecomments(port), rate=1000, lanes=16, videos=Videos("v1"))
     await publisher.run(seconds=10)
@@ -32,25 +33,36 @@ class Target:
 
     port: int
     path: str  # {video} is the video's name
-    json_body: bool  # livecomments takes {"message": ...}; nchan takes the raw text
+    body: str  # "livecomments", "nchan" or "centrifugo": see `request`
+    headers: bytes = b""  # more header lines, each ending in \r\n
 
     @classmethod
     def livecomments(cls, port: int) -> "Target":
-        return cls(port, "/comments/{video}", True)
+        return cls(port, "/comments/{video}", "livecomments")
 
     @classmethod
     def nchan(cls, port: int) -> "Target":
-        return cls(port, "/pub?id={video}", False)
+        return cls(port, "/pub?id={video}", "nchan")
+
+    @classmethod
+    def centrifugo(cls, port: int, api_key: str) -> "Target":
+        """Its HTTP API's publish into the video's channel."""
+        return cls(port, "/api/publish", "centrifugo", b"X-API-Key: %s\r\n" % api_key.encode())
 
     def request(self, video: str, message: str) -> bytes:
-        if self.json_body:
+        """livecomments takes {"message": ...}; nchan the raw text; Centrifugo
+        {"channel": <video>, "data": {"message": ...}}, whose data its viewers get as the
+        publication's, inside its push envelope."""
+        kind = b"application/json"
+        if self.body == "livecomments":
             body = json.dumps({"message": message, "author": "bench"}).encode()
-            kind = b"application/json"
+        elif self.body == "centrifugo":
+            body = json.dumps({"channel": video, "data": {"message": message}}).encode()
         else:
             body, kind = message.encode(), b"text/plain"
         head = b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
         path = self.path.replace("{video}", video).encode()
-        return head % (path, kind, len(body)) + b"\r\n" + body
+        return head % (path, kind, len(body)) + self.headers + b"\r\n" + body
 
 
 class Lane(asyncio.Protocol):

@@ -1,15 +1,16 @@
 """Turning bench/results/results.json into the tables and PNG plots BENCHMARKS.md shows.
 
 Owns the summary arithmetic (largest passing N, min/median over repetitions,
-ratios, targets met; the efficiency of fan-out alone, less the no-viewer
-baseline; the best ingest rate per store and worker count; how much of the
-box's CPU the client side took at the top of each ladder; for the many-videos
-scenarios, each server's CPU in cores with nobody posting, RSS per watched
-video, latency and CPU per delivery with the posts spread, and the best ingest
-rate spread over videos) and the matplotlib figures, which show the hot-video
-ladder only. Never runs a server. Results
-from before the client side's CPU was recorded show it as n/a; those from
-before the baseline step have no fan-out-only figure.
+ratios of livecomments to each peer, nchan and Centrifugo, targets met; the
+efficiency of fan-out alone, less the no-viewer baseline; the best ingest rate
+per store and worker count; how much of the box's CPU the client side took at
+the top of each ladder; for the many-videos scenarios, each server's CPU in
+cores with nobody posting, RSS per watched video, latency and CPU per delivery
+with the posts spread, and the best ingest rate spread over videos) and the
+matplotlib figures, which show the hot-video ladder only. Never runs a server.
+Results from before the client side's CPU was recorded show it as n/a; those
+from before the baseline step have no fan-out-only figure, and those from
+before Centrifugo joined show it as n/a.
 
     python -m bench.report bench/results/results.json   # rewrite summary.md and the PNGs
 """
@@ -20,7 +21,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-SERVERS = ("livecomments", "nchan")
+SERVERS = ("livecomments", "nchan", "centrifugo")
+PEERS = ("nchan", "centrifugo")  # the summary gives livecomments' ratio to each
 STORES = {"sqlite": "SQLite", "mongodb": "MongoDB (FerretDB)"}
 MANY_VIDEOS_VIEWED = ("quiet", "spread", "zipf")  # the many-videos scenarios with viewers
 EFFICIENCY_KEYS = ("server", "rep", "window_s", "cpu_s", "publisher_cpu_s", "delivered")
@@ -57,16 +59,24 @@ def _per_server(points: list[dict[str, Any]], key: str) -> dict[str, tuple[float
     return {s: _min_median([p[key] for p in points if p["server"] == s]) for s in SERVERS}
 
 
+def _compare_head(first: str) -> list[str]:
+    """The header of a summary table whose rows are `_compare_row`s."""
+    cells = [f"{server} (min / median)" for server in SERVERS]
+    cells += [f"livecomments / {peer} (median)" for peer in PEERS]
+    return _head(f"| {first} | {' | '.join(cells)} |")
+
+
 def _compare_row(
     label: str, by_server: dict[str, tuple[float, float]], digits: int = 0, ratio_suffix: str = ""
 ) -> str:
-    """A summary row: each server's (min, median), and livecomments' median over nchan's."""
-    (lc_min, lc_median), (nc_min, nc_median) = by_server["livecomments"], by_server["nchan"]
-    ratio = lc_median / nc_median if nc_median else float("nan")
-    return (
-        f"| {label} | {_fmt(lc_min, digits)} / {_fmt(lc_median, digits)} "
-        f"| {_fmt(nc_min, digits)} / {_fmt(nc_median, digits)} | {_fmt(ratio, 2)}{ratio_suffix} |"
-    )
+    """A summary row: each server's (min, median), and livecomments' median over each
+    peer's (n/a for a server the results do not have)."""
+    cells = [f"{_fmt(by_server[s][0], digits)} / {_fmt(by_server[s][1], digits)}" for s in SERVERS]
+    for peer in PEERS:
+        peer_median = by_server[peer][1]
+        ratio = by_server["livecomments"][1] / peer_median if peer_median else float("nan")
+        cells.append(_fmt(ratio, 2) + (ratio_suffix if ratio == ratio else ""))
+    return f"| {label} | {' | '.join(cells)} |"
 
 
 def _optional(point: dict[str, Any], key: str) -> str:
@@ -76,17 +86,24 @@ def _optional(point: dict[str, Any], key: str) -> str:
     return " / ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
+def ladders(hot: list[dict[str, Any]]) -> list[tuple[str, int, list[dict[str, Any]]]]:
+    """Per server and repetition that ran the hot video, its steps in the order of N."""
+    found = []
+    for server in SERVERS:
+        for rep in _reps(hot):
+            steps = [p for p in hot if p["server"] == server and p["rep"] == rep]
+            if steps:
+                found.append((server, rep, sorted(steps, key=lambda p: p["n"])))
+    return found
+
+
 def ladder_tops(hot: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per server and repetition, the last passing hot-video step and the first failing one."""
     tops = []
-    for server in SERVERS:
-        for rep in _reps(hot):
-            steps = sorted(
-                (p for p in hot if p["server"] == server and p["rep"] == rep), key=lambda p: p["n"]
-            )
-            passing = [p for p in steps if p["pass"]]
-            failing = [p for p in steps if not p["pass"]]
-            tops += passing[-1:] + failing[:1]
+    for _, _, steps in ladders(hot):
+        passing = [p for p in steps if p["pass"]]
+        failing = [p for p in steps if not p["pass"]]
+        tops += passing[-1:] + failing[:1]
     return tops
 
 
@@ -154,9 +171,7 @@ def summary(results: dict[str, Any]) -> str:
     eff_n = results["plan"]["efficiency_n"]
     fan_out = fan_out_only(results)
     if hot:
-        rows = _head(
-            "| scenario | livecomments (min / median) | nchan (min / median) | ratio (median) |"
-        )
+        rows = _compare_head("scenario")
         largest = {
             s: _min_median([largest_passing(hot, s, r, "n") for r in _reps(hot)]) for s in SERVERS
         }
@@ -312,7 +327,7 @@ def many_videos_summary(results: dict[str, Any]) -> list[str]:
     """The many-videos scenarios' comparison table, and the best ingest rate over videos."""
     quiet = results.get("quiet", [])
     lines: list[str] = []
-    rows = _head("| many videos | livecomments (min / median) | nchan (min / median) | ratio |")
+    rows = _compare_head("many videos")
     for count in sorted({p["videos"] for p in quiet}):
         points = [p for p in quiet if p["videos"] == count]
         label = f"5. quiet, {_fmt(count)} videos x 1 viewer"
@@ -399,47 +414,39 @@ def plots(results: dict[str, Any], folder: Path) -> None:
     hot = results["hot"]
     if not hot:
         return
-    colours = {"livecomments": "tab:blue", "nchan": "tab:orange"}
+    colours = {"livecomments": "tab:blue", "nchan": "tab:orange", "centrifugo": "tab:green"}
     figure, axes = plt.subplots(figsize=(8, 5))
-    for server in SERVERS:
-        for rep in _reps(hot):
-            points = sorted(
-                (p for p in hot if p["server"] == server and p["rep"] == rep), key=lambda p: p["n"]
+    for server, rep, points in ladders(hot):
+        ns = [p["n"] for p in points]
+        for key, style in (("p50_ms", ":"), ("p90_ms", "--"), ("p99_ms", "-")):
+            label = f"{server} {key[:-3]}" if rep == 1 else None
+            axes.plot(
+                ns,
+                [p[key] for p in points],
+                style,
+                marker="o",
+                color=colours[server],
+                label=label,
+                alpha=1.0 if rep == 1 else 0.5,
             )
-            ns = [p["n"] for p in points]
-            for key, style in (("p50_ms", ":"), ("p90_ms", "--"), ("p99_ms", "-")):
-                label = f"{server} {key[:-3]}" if rep == 1 else None
-                axes.plot(
-                    ns,
-                    [p[key] for p in points],
-                    style,
-                    marker="o",
-                    color=colours[server],
-                    label=label,
-                    alpha=1.0 if rep == 1 else 0.5,
-                )
     axes.axhline(200, color="grey", linewidth=0.8)
     _save(
         figure,
         folder / "latency_vs_n.png",
         xlabel="viewers N (one video, 1,000 comments/s)",
         ylabel="end-to-end latency, ms",
-        title="Latency percentiles vs N (both repetitions)",
+        title="Latency percentiles vs N (every repetition)",
     )
     figure, axes = plt.subplots(figsize=(8, 5))
-    for server in SERVERS:
-        for rep in _reps(hot):
-            points = sorted(
-                (p for p in hot if p["server"] == server and p["rep"] == rep), key=lambda p: p["n"]
-            )
-            axes.plot(
-                [p["n"] for p in points],
-                [p["delivered_per_s"] for p in points],
-                marker="o",
-                color=colours[server],
-                alpha=1.0 if rep == 1 else 0.5,
-                label=server if rep == 1 else None,
-            )
+    for server, rep, points in ladders(hot):
+        axes.plot(
+            [p["n"] for p in points],
+            [p["delivered_per_s"] for p in points],
+            marker="o",
+            color=colours[server],
+            alpha=1.0 if rep == 1 else 0.5,
+            label=server if rep == 1 else None,
+        )
     ns = sorted({p["n"] for p in hot})
     axes.plot(
         ns,

@@ -1,4 +1,4 @@
-"""The fan-out benchmark: livecomments and nchan side by side, one command.
+"""The fan-out benchmark: livecomments, nchan and Centrifugo side by side, one command.
 
     python -m bench.run            # everything, twice (about 18 minutes, more with many videos)
     python -m bench.run --quick    # a short smoke run of every scenario
@@ -6,10 +6,11 @@
         --out bench/results/many-videos   # many videos, of another checkout's server
 
 Owns the scenarios, the pass rules and the results: each scenario runs for
-both servers in one invocation, twice (the repetitions alternate which server
-goes first), and the results land in bench/results/ as results.json,
-summary.md (the tables BENCHMARKS.md quotes) and the PNG plots. A progress
-line per measurement goes to stderr.
+every server in one invocation, twice (the repetitions alternate which server
+goes first; Centrifugo only where scripts/install-centrifugo has built it, and
+not in the ingest scenarios), and the results land in bench/results/ as
+results.json, summary.md (the tables BENCHMARKS.md quotes) and the PNG plots.
+A progress line per measurement goes to stderr.
 
 Scenarios:
 1. hot video: R comments/s into one video, N viewers stepped up; a step passes
@@ -23,7 +24,7 @@ Scenarios:
    per server and repetition before its ladder, kept apart from the ladder's steps
    in `baseline`), since taking the posts costs the servers very differently.
 3. idle: RSS growth per idle SSE connection at N=10,000.
-4. ingest (livecomments only; nchan stores nothing durably): the highest rate
+4. ingest (livecomments only; the peers store nothing durably): the highest rate
    of posts into one video with p99 post latency < 50 ms, on SQLite and on
    MongoDB (FerretDB) with the plan's workers, and on SQLite with one worker per
    core (at least two) and nats-server as the bus; each configuration steps its
@@ -69,8 +70,10 @@ from bench import loadgen
 from bench.box import before_and_after, probe
 from bench.publisher import Publisher, Target
 from bench.servers import (
+    CENTRIFUGO,
     FERRETDB,
     NCHAN_CONNECTIONS,
+    Centrifugo,
     LiveComments,
     Nchan,
     Server,
@@ -181,11 +184,11 @@ def progress(text: str) -> None:
 
 
 class LoadGenerators:
-    """Loadgen child processes sharing N viewers of `videos` (no process for N = 0); `path`
-    is the server's stream path with {video} for the video's name."""
+    """Loadgen child processes sharing N viewers of `videos` on `server`'s streams (no
+    process for N = 0)."""
 
-    def __init__(self, port: int, path: str, videos: Videos, conns: int, sample: int) -> None:
-        self.port, self.path, self.videos = port, path, videos
+    def __init__(self, server: Server, videos: Videos, conns: int, sample: int) -> None:
+        self.server, self.videos = server, videos
         self.conns, self.sample = conns, sample
         self.procs: list[asyncio.subprocess.Process] = []
 
@@ -197,8 +200,11 @@ class LoadGenerators:
         first = 0
         for index in range(count):
             share = self.conns // count + (1 if index < self.conns % count else 0)
-            command = [sys.executable, "-m", "bench.loadgen", "--port", str(self.port)]
-            command += ["--path", self.path, "--video-prefix", self.videos.prefix]
+            command = [sys.executable, "-m", "bench.loadgen", "--port", str(self.server.port)]
+            command += ["--path", self.server.stream_path("{video}")]
+            command += ["--format", self.server.stream_format]
+            command += ["--token-secret", self.server.token_secret]
+            command += ["--video-prefix", self.videos.prefix]
             command += ["--videos", str(self.videos.count), "--zipf-s", str(self.videos.zipf_s)]
             command += ["--viewers", str(self.conns), "--first-viewer", str(first)]
             command += ["--conns", str(share), "--sample", str(max(1, self.sample // count))]
@@ -292,6 +298,8 @@ def cpu_used(
 def target_for(server: Server) -> Target:
     if isinstance(server, Nchan):
         return Target.nchan(server.port)
+    if isinstance(server, Centrifugo):
+        return Target.centrifugo(server.port, server.api_key)
     return Target.livecomments(server.port)
 
 
@@ -303,8 +311,7 @@ async def fan_out_point(
 
     With N = 0 no load generator runs: the step measures what the server spends taking
     the posts alone (the efficiency baseline), and passes on the posts' count and rate."""
-    path = server.stream_path("{video}")
-    async with LoadGenerators(server.port, path, videos, n, sample) as gens:
+    async with LoadGenerators(server, videos, n, sample) as gens:
         publisher = Publisher(target_for(server), rate, lanes=64, videos=videos)
         task = asyncio.ensure_future(publisher.run(plan.warmup + plan.window))
         await asyncio.sleep(plan.warmup)
@@ -384,8 +391,7 @@ async def watch_point(
     `cpu_window`, the server's CPU over it in cores and the events the viewers got."""
     await asyncio.sleep(1.0)
     before = rss_bytes(server.roots())
-    path = server.stream_path("{video}")
-    async with LoadGenerators(server.port, path, videos, n, sample=1) as gens:
+    async with LoadGenerators(server, videos, n, sample=1) as gens:
         await asyncio.sleep(settle)
         measured: dict[str, Any] = {}
         if cpu_window:
@@ -493,13 +499,16 @@ async def run_scenarios(plan: Plan, only: set[str], server_root: Path = ROOT) ->
     counter = 0
 
     def servers(viewers: int = 0) -> list[tuple[str, Callable[[Path], Server]]]:
-        """Each server's name and how to start it in a folder, for up to `viewers`."""
+        """Each server's name and how to start it in a folder, for up to `viewers`;
+        Centrifugo only if it is installed."""
         lc = ("livecomments", lambda f: LiveComments(f, plan.lc_workers, root=server_root))
         # twice the viewers: nginx closes connections it may reuse (one still sending its
         # request) whenever fewer than 1/16 of worker_connections are free
         connections = max(NCHAN_CONNECTIONS, 2 * viewers)
         nchan = ("nchan", lambda f: Nchan(f, connections))
-        return [lc, nchan]
+        if not CENTRIFUGO.exists():  # scripts/install-centrifugo builds it
+            return [lc, nchan]
+        return [lc, nchan, ("centrifugo", Centrifugo)]
 
     async def step(
         name: str,
@@ -604,7 +613,9 @@ async def ingest_ladders(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="livecomments vs nchan fan-out benchmark")
+    parser = argparse.ArgumentParser(
+        description="livecomments vs nchan and Centrifugo fan-out benchmark"
+    )
     parser.add_argument("--quick", action="store_true", help="short smoke run, one repetition")
     parser.add_argument(
         "--only", default=",".join(SCENARIOS), help="comma-separated scenarios, of: %(default)s"

@@ -1,21 +1,25 @@
 """The servers under test and their peers, each started from a temp folder on loopback.
 
 Owns starting and stopping livecomments (with nats-server when it has more
-than one worker, and FerretDB for the MongoDB store), nginx with nchan, and
-reading CPU seconds (of a process tree, or of single processes) and RSS from
-/proc. Every process a server needs counts as the server: livecomments' CPU
-includes its workers, nats-server and FerretDB; nchan's includes nginx's
-master and worker.
+than one worker, and FerretDB for the MongoDB store), nginx with nchan,
+Centrifugo (and the connection tokens its viewers need), and reading CPU
+seconds (of a process tree, or of single processes) and RSS from /proc. Every
+process a server needs counts as the server: livecomments' CPU includes its
+workers, nats-server and FerretDB; nchan's includes nginx's master and worker.
 """
 
+import json
 import os
 import re
 import resource
+import secrets
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import jwt
 
 from tests.ports import free_port, stop_process, wait_until_serving
 
@@ -23,9 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 NCHAN_MODULE = Path("/usr/lib/nginx/modules/ngx_nchan_module.so")
 NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
-FERRETDB = (
-    Path(os.environ.get("LIVECOMMENTS_TOOLS", Path.home() / ".cache/livecomments/bin")) / "ferretdb"
-)
+TOOLS = Path(os.environ.get("LIVECOMMENTS_TOOLS", Path.home() / ".cache/livecomments/bin"))
+FERRETDB = TOOLS / "ferretdb"  # scripts/install-ferretdb
+CENTRIFUGO = TOOLS / "centrifugo"  # scripts/install-centrifugo
 NCHAN_CONNECTIONS = 19000  # nginx's worker_connections, unless a scenario needs more
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -89,12 +93,16 @@ class Server:
     name = ""
     config = ""  # how it was started, for the report
     port = 0
+    stream_format = "sse"  # how its streams carry comments: a name in bench.sse.FORMATS
+    token_secret = ""  # signs the connection token a stream path may ask for (`{token}`)
     processes: list[subprocess.Popen[bytes]]
 
     def roots(self) -> list[int]:
         return [p.pid for p in self.processes]
 
     def stream_path(self, video: str) -> str:
+        """The path of `video`'s stream; `{token}` in it stands for
+        `connection_token(self.token_secret, video)`."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -221,3 +229,45 @@ class Nchan(Server):
 
     def stream_path(self, video: str) -> str:
         return f"/sub?id={video}"
+
+
+def connection_token(secret: str, channel: str) -> str:
+    """A Centrifugo connection JWT (HS256) whose `channels` claim subscribes the
+    connection to `channel` on the server's side, as a unidirectional client needs."""
+    return jwt.encode({"sub": "bench", "channels": [channel]}, secret, algorithm="HS256")
+
+
+class Centrifugo(Server):
+    """Centrifugo v6, one node with the memory engine: viewers on its unidirectional
+    SSE transport, each subscribed to its video's channel by its connection token,
+    and posts through its HTTP API's publish. Nothing is kept: no history, recovery,
+    presence or join/leave messages (all off unless configured)."""
+
+    name = "centrifugo"
+    stream_format = "centrifugo"
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.token_secret = secrets.token_hex(32)
+        self.api_key = secrets.token_hex(16)
+        config = {
+            "http_server": {"address": "127.0.0.1", "port": self.port},
+            "log": {"level": "warn"},
+            "engine": {"type": "memory"},
+            "client": {"token": {"hmac_secret_key": self.token_secret}},
+            "http_api": {"key": self.api_key},
+            "uni_sse": {"enabled": True},
+            "usage_stats": {"disabled": True},
+        }
+        (folder / "config.json").write_text(json.dumps(config, indent=1))
+        self.config = "Centrifugo 1 node, memory engine, uni_sse, GOMAXPROCS = cores"
+        command = [str(CENTRIFUGO), "--config", str(folder / "config.json")]
+        with (folder / "centrifugo.log").open("ab") as log:
+            server = subprocess.Popen(command, cwd=folder, stdout=log, stderr=subprocess.STDOUT)
+        self.processes = [server]
+        wait_until_serving(server, self.port, 20)
+
+    def stream_path(self, video: str) -> str:
+        # cf_connect={"token":"{token}"}, URL-encoded; a JWT needs no encoding
+        return "/connection/uni_sse?cf_connect=%7B%22token%22%3A%22{token}%22%7D"

@@ -5,30 +5,41 @@ Owns the byte-level rules the benchmark relies on, and nothing else (no I/O):
 - `response_head` reads the status and the body's framing from a response
   head: HTTP/1.1 chunked, or anything else read until the connection closes
   (an SSE stream has no Content-Length; an HTTP/1.0 answer has no chunks).
-- `count_events` counts events in the raw body bytes by their `\\ndata:` line,
-  carrying the last bytes of a read so a marker split across two reads counts
-  once; a body starts with the carry `LINE_START`, so a first line `data:`
-  counts too. It reads the raw bytes, chunk framing included, so it is exact
-  for any split into reads and for any chunk boundaries but those that cut
-  into a `data:` field name: a whole frame or several per chunk, frames cut
-  across chunks at line ends, several chunks per write, a chunk header in one
-  read and its data in the next. Sampled viewers count this way too and
-  compare with the full parse (`counter_mismatch` in a loadgen's report), so
-  a server that chunks otherwise shows up as that, not as lost comments.
+- `count_events` counts events in the raw body bytes by a marker, their
+  `\\ndata:` line unless a `StreamFormat` says otherwise, carrying the last
+  bytes of a read so a marker split across two reads counts once; a body
+  starts with the carry `LINE_START`, so a first line `data:` counts too. It
+  reads the raw bytes, chunk framing included, so it is exact for any split
+  into reads and for any chunk boundaries but those that cut into the
+  marker: a whole frame or several per chunk, frames cut across chunks at
+  line ends, several chunks per write, a chunk header in one read and its
+  data in the next. Sampled viewers count this way too and compare with the
+  full parse (`counter_mismatch` in a loadgen's report), so a server that
+  chunks otherwise shows up as that, not as lost comments.
 - `ChunkedBody` undoes HTTP/1.1 chunked transfer coding incrementally, and
   `EventParser` turns the decoded bytes into `(id, data)` events as a browser
   would (only `id` and `data` matter here).
+- `StreamFormat` says how a server's stream carries comments, by name in
+  `FORMATS`: "sse", an SSE event per comment (livecomments, nchan), counted by
+  `\\ndata:`; or "centrifugo", an SSE event per Centrifugo push (`{"connect":
+  ...}` first, `{}` pings, `{"channel": ..., "pub": {"data": ...}}` per
+  publication), where only publications are comments, counted by `"pub":`.
+  It also says which HTTP version to ask for: Go's net/http cuts a chunked
+  body every 2,048 bytes of a flush, mid-frame (a cut inside a marker would
+  miss a comment), so Centrifugo is asked with HTTP/1.0 and answers close-delimited.
 - `Stamp` is what the publisher embeds in every message, `t=<ns> k=<lane> j=<n>`:
   the time it was due to be sent (epoch ns), the publishing lane and the
   lane's counter. A lane waits for each post's answer before sending the
   next, so per lane `j` must arrive as 0, 1, 2, ... with no gap, repeat or
-  step back.
+  step back. It is found by a regex anywhere in an event's data, so inside
+  livecomments' JSON and Centrifugo's push envelope alike.
 
     >>> carry, n = count_events(b"", b"id: 1\\ndata: x\\n\\nid: 2\\nda")
     >>> count_events(carry, b"ta: y\\n\\n")[1] + n
     2
 """
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -48,10 +59,31 @@ def response_head(head: bytes) -> tuple[int, bool]:
     return int(status_line.split(b" ", 2)[1]), chunked
 
 
-def count_events(carry: bytes, chunk: bytes) -> tuple[bytes, int]:
+def count_events(carry: bytes, chunk: bytes, marker: bytes = MARKER) -> tuple[bytes, int]:
     """Events whose marker ends in `chunk`; returns the carry for the next call too."""
     data = carry + chunk
-    return data[-(len(MARKER) - 1) :], data.count(MARKER)
+    return data[-(len(marker) - 1) :], data.count(marker)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamFormat:
+    """How a server's stream carries comments: `marker` occurs once per comment in the
+    raw body; with `pushes`, each event is a Centrifugo push and a comment only if it is
+    a publication; `http_version` is the one the viewers' requests ask for."""
+
+    marker: bytes = MARKER
+    pushes: bool = False
+    http_version: str = "1.1"
+
+    def is_comment(self, data: bytes) -> bool:
+        """Whether a parsed event's data is a comment (the full parse's count)."""
+        return not self.pushes or "pub" in json.loads(data)
+
+
+FORMATS = {
+    "sse": StreamFormat(),
+    "centrifugo": StreamFormat(marker=b'"pub":', pushes=True, http_version="1.0"),
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,19 +5,27 @@ The viewers must read a chunked body and a close-delimited one alike, whatever t
 server's chunking (a frame or several per chunk, several chunks per write) and however
 the bytes are split into reads, and count what each viewer missed against its own video.
 The report's arithmetic where a slip would pass unseen (the fan-out-only efficiency; which
-ingest configuration a point belongs to) is checked here too, and so is how bench.spread
-shares viewers and posts among many videos."""
+ingest configuration a point belongs to; livecomments' ratio to each peer) is checked here
+too, and so is how bench.spread shares viewers and posts among many videos. Centrifugo's
+streams carry each comment inside a push envelope, among pushes that are not comments, and
+its publish API takes the comment inside its own JSON: both are checked against the bytes
+Centrifugo v6 sends and takes."""
 
 import asyncio
+import json
 from typing import Any
 
+import jwt
 import pytest
 
 from bench import ab, report
 from bench.box import before_and_after, probe
 from bench.loadgen import Viewer, ViewerGroup, is_sampled
+from bench.publisher import Target
+from bench.servers import connection_token
 from bench.spread import Videos
 from bench.sse import (
+    FORMATS,
     LINE_START,
     ChunkedBody,
     EventParser,
@@ -96,8 +104,10 @@ def responses() -> dict[str, bytes]:
     }
 
 
-def feed(reads: list[bytes], sampled: bool, video: int = 0) -> tuple[Viewer, ViewerGroup]:
-    group = ViewerGroup()
+def feed(
+    reads: list[bytes], sampled: bool, video: int = 0, format: str = "sse"
+) -> tuple[Viewer, ViewerGroup]:
+    group = ViewerGroup(FORMATS[format])
     group.since_ns = 0
     viewer = Viewer(video, b"", sampled, group)
     group.viewers.append(viewer)
@@ -240,3 +250,63 @@ def test_ab_table_puts_each_rate_of_both_builds_side_by_side() -> None:
     rows = ab.table([step, failed, step | {"p99_ms": 20.0}], "title").splitlines()
     assert rows[4] == "| 5000 | base | 0 of 1 | 56.0 | 11.00 | 1.0 |"
     assert rows[5] == "| 5000 | this | 2 of 2 | 12.0, 20.0 | 11.00 | 1.0 |"
+
+
+# Shaped as Centrifugo v6.9.1's uni_sse answers a viewer of channel "v1" over HTTP/1.0 (so
+# no chunks): a blank line, the connect push, publications, and a ping (an empty push)
+CENTRIFUGO_STREAM = (
+    b"HTTP/1.0 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n\r\n\r\n"
+    b'data: {"connect":{"client":"c1","version":"6.9.1","subs":{"v1":{}},"ping":25}}\n\n'
+    + b"".join(
+        b'data: {"channel":"v1","pub":{"data":{"message":"%s"}}}\n\n'
+        % Stamp(j, 0, j).text().encode()
+        for j in range(3)
+    )
+    + b"data: {}\n\n"
+)
+
+
+def test_centrifugo_viewers_count_publications_only_however_split() -> None:
+    async def check() -> None:
+        for reads in splits(CENTRIFUGO_STREAM):
+            counter, _ = feed(reads, sampled=False, format="centrifugo")
+            assert (counter.status, counter.events) == (200, 3)
+            sampled, group = feed(reads, sampled=True, format="centrifugo")
+            report = group.report({0: {0: 3}})
+            assert (sampled.events, sampled.counted) == (3, 3)
+            assert report["missing"] == report["extra"] == report["holes"] == 0
+            assert report["counter_mismatch"] == report["unstamped"] == 0
+            assert sum(group.hist.values()) == 3  # each stamp found inside its envelope
+
+    asyncio.run(check())
+
+
+def test_centrifugo_is_asked_for_an_unchunked_stream() -> None:
+    assert FORMATS["centrifugo"].http_version == "1.0"
+    assert FORMATS["sse"].http_version == "1.1"
+    assert not FORMATS["centrifugo"].is_comment(b"{}")
+    assert FORMATS["sse"].is_comment(b"{}")
+
+
+def test_centrifugo_publish_carries_the_stamp_in_its_data() -> None:
+    request = Target.centrifugo(8000, "key").request("v1", "t=1 k=2 j=3")
+    head, body = request.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"POST /api/publish HTTP/1.1\r\n")
+    assert b"\r\nX-API-Key: key" in head
+    assert b"Content-Length: %d" % len(body) in head
+    assert json.loads(body) == {"channel": "v1", "data": {"message": "t=1 k=2 j=3"}}
+
+
+def test_connection_token_subscribes_to_the_video_channel() -> None:
+    secret = "s" * 64
+    claims = jwt.decode(connection_token(secret, "v7"), secret, algorithms=["HS256"])
+    assert claims["channels"] == ["v7"]
+
+
+def test_summary_rows_give_livecomments_ratio_to_each_peer() -> None:
+    by_server = {"livecomments": (1.0, 2.0), "nchan": (3.0, 4.0), "centrifugo": (7.0, 8.0)}
+    row = report._compare_row("x", by_server, digits=1, ratio_suffix="x")
+    assert row == "| x | 1.0 / 2.0 | 3.0 / 4.0 | 7.0 / 8.0 | 0.50x | 0.25x |"
+    nan = float("nan")
+    older = report._compare_row("x", {**by_server, "centrifugo": (nan, nan)}, ratio_suffix="x")
+    assert older.endswith("| n/a / n/a | 0.50x | n/a |")
