@@ -8,7 +8,7 @@ its index and every query. A comment is one document,
 
 Sequencing is optimistic (ARCHITECTURE.md): `append` numbers each video's
 drafts from this process's cached newest `seq` of the video (videos missing
-from the cache are read in one query) and inserts the documents of all its
+from the cache are read in one query per 1,000) and inserts the documents of all its
 videos, grouped by video, with one ordered `insert_many`. If the unique
 `(video_id, seq)` index refuses a number another writer took first, the
 documents before the refused one are committed; the refused video reads its
@@ -166,13 +166,13 @@ class MongoStore:
             except _VideoRefused as refusal:
                 outcomes[refusal.video_id] = refusal.error
             except PyMongoError as exc:
-                if not outcomes:  # nothing of this call is settled: the whole commit failed
-                    raise StoreUnavailable(f"MongoDB: {exc}") from exc
-                for video in pending:  # possibly committed in part: answered as not stored
-                    outcomes[video.video_id] = StoreUnavailable(f"MongoDB: {exc}")
-            for video in pending:
-                if video.video_id not in outcomes and (results := video.results()) is not None:
-                    outcomes[video.video_id] = results
+                error = StoreUnavailable(f"MongoDB: {exc}")
+                _settle_finished(pending, outcomes)  # committed before the error: answered
+                if not outcomes and not any(video.committed_any() for video in pending):
+                    raise error from exc  # nothing of this call is stored
+                for video in pending:  # unfinished, perhaps stored in part: like any 503
+                    outcomes.setdefault(video.video_id, error)
+            _settle_finished(pending, outcomes)
             pending = [video for video in pending if video.video_id not in outcomes]
         return {video_id: outcomes[video_id] for video_id in batches}  # in the caller's order
 
@@ -327,11 +327,24 @@ class _VideoAppend:
             if result is None and (key := draft.idempotency_key)
         }
 
+    def committed_any(self) -> bool:
+        """Whether a draft of this video was stored by this call (a replay is not)."""
+        return any(result is not None and result.created for result in self._results)
+
     def results(self) -> list[Appended] | None:
         """One result per draft, in order, once every draft has one; None until then."""
         if any(result is None for result in self._results):
             return None
         return [result for result in self._results if result is not None]
+
+
+def _settle_finished(
+    videos: list[_VideoAppend], outcomes: dict[str, list[Appended] | StoreUnavailable]
+) -> None:
+    """Record the results of every video whose drafts all have one by now."""
+    for video in videos:
+        if video.video_id not in outcomes and (results := video.results()) is not None:
+            outcomes[video.video_id] = results
 
 
 def _comment(document: Document) -> Comment:

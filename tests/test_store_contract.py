@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 from pymongo import AsyncMongoClient
+from pymongo.errors import AutoReconnect
 
 from livecomments.comment import Appended, Draft
 from store import CommentStore, StoreUnavailable, open_store
@@ -420,3 +421,31 @@ async def test_mongo_video_refused_for_no_known_reason_fails_alone(mongo_url):
     finally:
         await store.close()
         await client.close()
+
+
+async def test_mongo_driver_error_after_a_round_keeps_the_videos_it_committed(
+    mongo_url, monkeypatch
+):
+    """`x` commits in the first round; `y` hits another writer's seq, and the read that would
+    renumber it fails (the connection drops). `x`'s posts are stored and must be answered
+    so, not 503 (a retry without a key would store them twice); only `y` fails."""
+    behind, ahead = open_store(mongo_url), open_store(mongo_url)
+    await behind.open()
+    await ahead.open()
+    try:
+        settled(await behind.append({"x": drafts("x0"), "y": drafts("y0")}))
+        await append_one(ahead, "y", drafts("y1"))  # `behind` still takes 2 for y
+
+        async def connection_dropped(video_id: str) -> int:
+            raise AutoReconnect("connection dropped")
+
+        monkeypatch.setattr(behind, "_read_newest", connection_dropped)
+        outcomes = await behind.append({"x": drafts("x1", "x2"), "y": drafts("y2")})
+        x, y = outcomes["x"], outcomes["y"]
+        assert not isinstance(x, StoreUnavailable)
+        assert [(r.comment.seq, r.created) for r in x] == [(2, True), (3, True)]
+        assert isinstance(y, StoreUnavailable)
+        assert [c.message for c in await ahead.page_after("x", 0, 10)] == ["x0", "x1", "x2"]
+    finally:
+        await behind.close()
+        await ahead.close()
