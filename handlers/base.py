@@ -1,10 +1,10 @@
 """What every handler shares: JSON responses and JSON errors.
 
 Owns the error body `{"error": {"code": ..., "message": ...}}` and the mapping
-of failures to statuses: `ApiError` as it says, the core's `ShuttingDown` and
-the store's `StoreUnavailable` as 503, and Tornado's own `HTTPError`s (404,
-405, ...) by status. Every response of the API is JSON (the demo page's static
-files are served by Tornado's own handler).
+of failures to statuses: `ApiError` as it says, the core's `ShuttingDown`, the
+store's `StoreUnavailable` and the bus's `BusUnavailable` as 503, and
+Tornado's own `HTTPError`s (404, 405, ...) by status. Every response of the
+API is JSON (the demo page's static files are served by Tornado's own handler).
 """
 
 import functools
@@ -17,6 +17,7 @@ import tornado
 from tornado import httputil
 from tornado.web import HTTPError, RequestHandler
 
+from bus import BusUnavailable
 from livecomments import metrics
 from livecomments.comment import encode_json
 from livecomments.errors import ApiError, ShuttingDown
@@ -71,7 +72,7 @@ class ApiHandler(RequestHandler):
         elif isinstance(error, StoreUnavailable):
             metrics.STORE_ERRORS.inc()
             status_code = 503
-        elif isinstance(error, ShuttingDown):
+        elif isinstance(error, (ShuttingDown, BusUnavailable)):
             status_code = 503
         super().send_error(status_code, **kwargs)
 
@@ -85,6 +86,8 @@ class ApiHandler(RequestHandler):
             code, message = "store_unavailable", STORE_UNAVAILABLE
         elif isinstance(error, ShuttingDown):
             code, message = "shutting_down", SHUTTING_DOWN
+        elif isinstance(error, BusUnavailable):
+            code, message = "bus_unavailable", "the message bus is unavailable; try again"
         else:
             code = _CODES.get(status_code, "error")
             reason = error.reason if isinstance(error, HTTPError) else None
@@ -101,7 +104,7 @@ class ApiHandler(RequestHandler):
             )
         elif isinstance(value, ShuttingDown):
             log.info("%s %s -> 503 shutting_down", self.request.method, self.request.uri)
-        elif isinstance(value, StoreUnavailable):
+        elif isinstance(value, (StoreUnavailable, BusUnavailable)):
             log.warning("%s %s -> 503: %s", self.request.method, self.request.uri, value)
         else:
             super().log_exception(typ, value, tb)

@@ -146,10 +146,6 @@ class Channel:
         """How many comments wait for a hole below them to fill."""
         return len(self._held)
 
-    @property
-    def viewers(self) -> int:
-        return len(self._viewers)
-
     def entries_after(self, cursor: int, limit: int) -> list[Entry] | None:
         """Delivered entries just above `cursor` from the ring; None if the ring lacks them."""
         if cursor >= self.last_seq:

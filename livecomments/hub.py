@@ -115,10 +115,13 @@ class Hub:
             video.linger.cancel()
             video.linger = None
         if video.opening is not None:
+            opening = video.opening
             try:
-                await asyncio.shield(video.opening)
+                await asyncio.shield(opening)
             except BaseException:
                 self.leave(channel)
+                if self._closing and opening.cancelled():  # close() stopped the opening
+                    raise ShuttingDown() from None
                 raise
         return channel
 
@@ -338,9 +341,13 @@ class Hub:
 
     @staticmethod
     async def _every(interval: float, action: Callable[[], Awaitable[None]]) -> None:
+        """Run `action` every `interval` seconds; a pass that fails is logged, not the end."""
         while True:
             await asyncio.sleep(interval)
-            await action()
+            try:
+                await action()
+            except Exception:
+                log.exception("a periodic pass of the hub failed; the next one runs as usual")
 
     def _spawn(self, work: Awaitable[None]) -> None:
         task = asyncio.ensure_future(work)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from livecomments import metrics
 from livecomments.comment import Appended, Comment, Draft
 from livecomments.errors import ShuttingDown
-from store import CommentStore
+from store import CommentStore, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,12 @@ class Ingest:
         try:
             while queue:
                 batch = [queue.popleft() for _ in range(min(MAX_BATCH, len(queue)))]
-                await self._commit(batch)
+                try:
+                    await self._commit(batch)
+                except Exception:
+                    log.exception("settling a commit of %d posts failed", len(batch))
+                finally:  # whatever went wrong past the store's answer, no post hangs
+                    _refuse_unanswered(batch, StoreUnavailable("the commit's outcome is unknown"))
         finally:
             while queue:  # only if this writer was cancelled mid-way
                 post = queue.popleft()
@@ -113,3 +118,9 @@ class Ingest:
             self._on_commit(video_id, created)
         except Exception:  # committed all the same: acknowledge; viewers read the store
             log.exception("delivering committed comments of video %s failed", video_id)
+
+
+def _refuse_unanswered(batch: list[_Post], error: Exception) -> None:
+    for post in batch:
+        if not post.result.done():
+            post.result.set_exception(error)

@@ -50,7 +50,9 @@ VIDEO_ID = {
 }
 BAD_REQUEST = _error("invalid input; `error.code` says which")
 NOT_FOUND = _error("no such route")
-STORE_DOWN = _error("the comment store is unavailable, or the server is stopping")
+STORE_DOWN = _error(
+    "the comment store or the message bus is unavailable, or the server is stopping"
+)
 RATE_LIMITED = {
     **_error("too many requests from this client address"),
     "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}},

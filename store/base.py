@@ -45,10 +45,12 @@ class CommentStore(Protocol):
         self, batches: Mapping[str, Sequence[Draft]]
     ) -> dict[str, list[Appended] | StoreUnavailable]:
         """Commit each video's drafts, in order, as that video's next comments: every video
-        in one commit where the database allows it (one SQLite transaction, one MongoDB
-        insert_many round trip when nothing conflicts). One entry per video of `batches`:
-        its results, one per draft in order, or the error that failed that video alone
-        (the other videos still commit). A failure of the whole commit raises StoreUnavailable."""
+        in one commit where the database allows it (one SQLite transaction; one MongoDB
+        insert_many round when nothing conflicts, after one read of the newest seqs it has
+        not cached). One entry per video of `batches`: its results, one per draft in order,
+        or the error that failed that video alone (the other videos still commit; like any
+        StoreUnavailable, it does not promise that none of its drafts were stored). A
+        failure before anything of the call was stored raises StoreUnavailable."""
 
     async def videos_ahead(self, known: Mapping[str, int]) -> dict[str, int]:
         """Of the videos in `known` (video id -> highest seq the caller has), those whose

@@ -1,8 +1,11 @@
 """Graceful shutdown: SIGTERM ends streams cleanly so clients resume, and the process exits 0."""
 
 import asyncio
+import contextlib
+import signal
 import socket
 import time
+from collections.abc import AsyncIterator
 
 import httpx
 
@@ -43,10 +46,10 @@ async def test_sigterm_ends_streams_and_polls_then_exits_cleanly(tmp_path):
             sse.close()
 
 
-async def test_sigterm_drops_a_stream_whose_client_does_not_read_its_end(tmp_path):
-    """A stalled viewer (not slow enough to be cut off) cannot hold shutdown up: after a
-    grace period its connection is dropped and the process still exits cleanly."""
-    running = ServerProcess(f"sqlite:///{tmp_path}/c.db").start()
+@contextlib.asynccontextmanager
+async def stalled_viewer(running: ServerProcess) -> AsyncIterator[None]:
+    """A viewer that stops reading with about 500 KB unsent, under its 1 MiB limit: not cut
+    off, but it will not take the stream's end, so shutdown waits its grace for it."""
     stalled = socket.socket()
     try:
         stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -56,17 +59,55 @@ async def test_sigterm_drops_a_stream_whose_client_does_not_read_its_end(tmp_pat
             wait_until(
                 lambda: "livecomments_streams_open 1.0" in httpx.get(f"{running.url}/metrics").text
             )
-            for _ in range(8):  # about 500 KB for the stalled viewer, under its 1 MiB limit
+            for _ in range(8):
                 await asyncio.gather(
                     *(
                         client.post("/comments/live", json={"message": "x" * 500})
                         for _ in range(100)
                     )
                 )
-        started = time.monotonic()
-        assert await asyncio.to_thread(running.terminate) == 0
-        assert time.monotonic() - started < STREAM_END_GRACE + 5
+        yield
     finally:
         stalled.close()
+
+
+async def test_sigterm_drops_a_stream_whose_client_does_not_read_its_end(tmp_path):
+    """A stalled viewer (not slow enough to be cut off) cannot hold shutdown up: after a
+    grace period its connection is dropped and the process still exits cleanly."""
+    running = ServerProcess(f"sqlite:///{tmp_path}/c.db").start()
+    try:
+        async with stalled_viewer(running):
+            started = time.monotonic()
+            assert await asyncio.to_thread(running.terminate) == 0
+            assert time.monotonic() - started < STREAM_END_GRACE + 5
+    finally:
         running.kill()
     assert "stopped" in running.log()
+
+
+async def test_a_post_after_sigterm_on_an_open_connection_is_refused_with_503(tmp_path):
+    """While shutdown waits for a stalled stream, a keep-alive client may still send a post:
+    the core refuses it (ShuttingDown) and it is answered 503 `shutting_down`, not 500."""
+    running = ServerProcess(f"sqlite:///{tmp_path}/c.db").start()
+    process = running.process
+    assert process is not None
+    try:
+        async with stalled_viewer(running):
+            reader, writer = await asyncio.open_connection(running.host, running.port)
+            body = b'{"message": "hello"}'
+            post = (
+                b"POST /comments/live HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                b"\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+            )
+            writer.write(post)
+            assert (await reader.readline()).startswith(b"HTTP/1.1 201")
+            await reader.readuntil(b"}")  # the rest of the 201: its head and its JSON body
+            process.send_signal(signal.SIGTERM)
+            await asyncio.sleep(0.5)  # posts are refused now; the stalled stream holds the exit
+            writer.write(post)
+            assert (await reader.readline()).startswith(b"HTTP/1.1 503")
+            assert b'"code":"shutting_down"' in await reader.readuntil(b"}}")
+            writer.close()
+            assert await asyncio.to_thread(process.wait, STREAM_END_GRACE + 10) == 0
+    finally:
+        running.kill()
