@@ -39,6 +39,7 @@ from typing import Any, ParamSpec, Protocol
 
 import httpx
 
+from tests.metrics import scrape
 from tests.mongo_server import FerretDB
 from tests.nats_server import NatsCluster
 from tests.nginx_server import Nginx
@@ -447,15 +448,6 @@ async def history(base_url: str, video: str) -> list[tuple[int, str]]:
                 return comments
 
 
-async def metric(base_url: str, name: str) -> float:
-    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
-        text = (await client.get("/metrics")).text
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise AssertionError(f"no metric {name}")
-
-
 async def status_of(base_url: str, path: str) -> int | None:
     try:
         async with httpx.AsyncClient(base_url=base_url, timeout=5) as client:
@@ -524,11 +516,11 @@ async def stop_viewers(viewers: list[Viewer]) -> None:
 async def serving_instance(nginx_url: str, instances: list[ServerProcess], video: str) -> int:
     """The index of the instance nginx sends `video` to: post once, see whose count moved."""
     name = "livecomments_comments_posted_total"
-    before = [await metric(s.url, name) for s in instances]
+    before = [await scrape(s.url, name) for s in instances]
     async with httpx.AsyncClient(base_url=nginx_url, timeout=10) as client:
         response = await client.post(f"/comments/{video}", json={"message": "find me"})
         assert response.status_code == 201, response.text
-    after = [await metric(s.url, name) for s in instances]
+    after = [await scrape(s.url, name) for s in instances]
     moved = [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if b > a]
     assert len(moved) == 1, (before, after)
     return moved[0]
@@ -626,7 +618,7 @@ async def kill_nats_node(
             stored = await history(servers[1].url, video)
             await settle(viewers, stored[-1][0] if stored else 0)
             await stop_viewers(viewers)
-            filled = [await metric(s.url, "livecomments_filled_from_store_total") for s in servers]
+            filled = [await scrape(s.url, "livecomments_filled_from_store_total") for s in servers]
             result.details["filled from store"] = int(sum(filled))
             result.details["viewers reconnected"] = sum(v.reconnects for v in viewers)
     return tally(result, poster, stored, viewers)
@@ -824,7 +816,7 @@ async def slow_viewers(
         try:
             result.details["stalled streams opened"] = sum(1 for s in stalls if s.status == 200)
             name = "livecomments_viewers_cut_off_total"
-            cut_before = await metric(server.url, name)
+            cut_before = await scrape(server.url, name)
             with RssSampler(server) as rss:
                 poster = Poster(
                     [server.url], video, rate=rate, burst=5, size=comment_bytes, stamp=True
@@ -832,7 +824,7 @@ async def slow_viewers(
                 deadline = time.monotonic() + 40
                 cut = 0.0
                 while time.monotonic() < deadline:
-                    cut = await metric(server.url, name) - cut_before
+                    cut = await scrape(server.url, name) - cut_before
                     if cut >= stalled:
                         break
                     await asyncio.sleep(0.5)

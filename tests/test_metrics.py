@@ -3,12 +3,8 @@
 import asyncio
 
 from tests.conftest import post_comment
+from tests.metrics import value
 from tests.sse_client import open_stream
-
-
-def metric(text: str, name: str) -> float:
-    line = next(row for row in text.splitlines() if row.startswith(name + " "))
-    return float(line.split()[1])
 
 
 async def test_streams_posts_deliveries_and_latency_are_counted(server, client, video):
@@ -22,12 +18,12 @@ async def test_streams_posts_deliveries_and_latency_are_counted(server, client, 
     response = await client.get("/metrics")
     assert response.headers["content-type"].startswith("text/plain")
     text = response.text
-    assert metric(text, "livecomments_streams_open") == 2
-    assert metric(text, "livecomments_comments_posted_total") == 3
-    assert metric(text, "livecomments_comments_delivered_total") == 6
-    assert metric(text, "livecomments_delivery_latency_seconds_count") == 3
-    assert metric(text, 'livecomments_delivery_latency_seconds_bucket{le="1.0"}') == 3
+    assert value(text, "livecomments_streams_open") == 2
+    assert value(text, "livecomments_comments_posted_total") == 3
+    assert value(text, "livecomments_comments_delivered_total") == 6
+    assert value(text, "livecomments_delivery_latency_seconds_count") == 3
+    assert value(text, "livecomments_delivery_latency_seconds_bucket", le="1.0") == 3
     for viewer in viewers:
         viewer.close()
     await asyncio.sleep(0.3)
-    assert metric((await client.get("/metrics")).text, "livecomments_streams_open") == 0
+    assert value((await client.get("/metrics")).text, "livecomments_streams_open") == 0

@@ -9,6 +9,7 @@ import itertools
 import httpx
 import pytest
 
+from tests.metrics import scrape
 from tests.nats_server import NatsCluster
 from tests.nginx_server import Nginx
 from tests.server_process import ServerProcess
@@ -123,7 +124,7 @@ async def test_nginx_sends_every_request_of_a_video_to_one_instance(
 
 
 async def posted_count(server) -> float:
-    return await metric(server, "livecomments_comments_posted_total")
+    return await scrape(server.url, "livecomments_comments_posted_total")
 
 
 async def test_history_is_identical_on_every_instance(cluster_instances, video):
@@ -184,15 +185,8 @@ async def test_restarting_nats_loses_no_comment_at_any_viewer(tmp_path, mongo_se
             assert await reader == list(range(1, total + 1))
         for viewer in viewers:
             viewer.close()
-        filled = [await metric(s, "livecomments_filled_from_store_total") for s in servers]
+        filled = [await scrape(s.url, "livecomments_filled_from_store_total") for s in servers]
         assert sum(filled) > 0, "the bus lost nothing, so this run did not test recovery"
-
-
-async def metric(server, name: str) -> float:
-    async with httpx.AsyncClient(base_url=server.url) as client:
-        metrics = (await client.get("/metrics")).text
-    line = next(r for r in metrics.splitlines() if r.startswith(name + " "))
-    return float(line.split()[1])
 
 
 async def test_a_retry_on_another_instance_returns_the_first_comment(cluster_instances, video):

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import httpx
 
 from livecomments.service import STREAM_END_GRACE
+from tests.metrics import value
 from tests.server_process import ServerProcess, wait_until
 from tests.sse_client import open_stream
 
@@ -57,7 +58,10 @@ async def stalled_viewer(running: ServerProcess) -> AsyncIterator[None]:
         stalled.sendall(b"GET /comments/live/stream HTTP/1.1\r\nHost: x\r\n\r\n")
         async with httpx.AsyncClient(base_url=running.url, timeout=10) as client:
             wait_until(
-                lambda: "livecomments_streams_open 1.0" in httpx.get(f"{running.url}/metrics").text
+                lambda: (
+                    value(httpx.get(f"{running.url}/metrics").text, "livecomments_streams_open")
+                    == 1
+                )
             )
             for _ in range(8):
                 await asyncio.gather(

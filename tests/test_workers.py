@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.metrics import value
 from tests.nats_server import NatsCluster
 from tests.server_process import ROOT, ServerProcess, wait_until
 from tests.sse_client import open_stream
@@ -37,11 +38,6 @@ def connections_served(pid: int, port: int) -> int:
         if local_port == port and fields[3] == "01" and fields[9] in inodes:
             count += 1
     return count
-
-
-def metric(text: str, name: str) -> float:
-    line = next(row for row in text.splitlines() if row.startswith(name + " "))
-    return float(line.split()[1])
 
 
 def test_memory_bus_refuses_several_workers():
@@ -84,8 +80,8 @@ async def test_workers_share_the_port_and_every_viewer_gets_everything(nats_url,
             served = [connections_served(pid, running.port) for pid in worker_pids(running.pid)]
             assert all(count > 0 for count in served), f"one worker served nothing: {served}"
             text = (await client.get("/metrics")).text
-            assert metric(text, "livecomments_streams_open") == 12  # summed over both workers
-            assert metric(text, "livecomments_comments_posted_total") == 60
+            assert value(text, "livecomments_streams_open") == 12  # summed over both workers
+            assert value(text, "livecomments_comments_posted_total") == 60
         for viewer in viewers:
             viewer.close()
         assert await asyncio.to_thread(running.terminate) == 0
