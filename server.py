@@ -25,6 +25,13 @@ from livecomments.config import Config, parse_config
 log = logging.getLogger("livecomments")
 
 
+# Connections the kernel queues for accept (capped by net.core.somaxconn). Tornado's
+# default, 128, overflowed when thousands of viewers reconnected at once after a restart:
+# the kernel dropped their SYNs and each client waited 1, 3, 7 s to try again, so 19,000
+# viewers of 19,000 videos took 40-60 s to connect (BENCHMARKS.md, "Many videos").
+LISTEN_BACKLOG = 4096
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     config = parse_config(sys.argv[1:] if argv is None else argv, os.environ)
     logs.configure(config.log_level, config.log_format)
@@ -36,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     if config.workers == 1:
-        return serve(config, bind_sockets(config.port, config.host))
+        return serve(config, bind_sockets(config.port, config.host, backlog=LISTEN_BACKLOG))
     return serve_with_workers(config)
 
 
@@ -60,7 +67,10 @@ def serve_with_workers(config: Config) -> int:
         try:
             return run_workers(
                 config.workers,
-                lambda: serve(config, bind_sockets(port, config.host, reuse_port=True)),
+                lambda: serve(
+                    config,
+                    bind_sockets(port, config.host, reuse_port=True, backlog=LISTEN_BACKLOG),
+                ),
                 multiprocess.mark_process_dead,
             )
         finally:

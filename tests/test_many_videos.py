@@ -4,7 +4,9 @@ lost still reaches every video's viewers within 5 s."""
 
 import asyncio
 import json
+import subprocess
 import time
+from pathlib import Path
 
 import httpx
 
@@ -12,6 +14,7 @@ from bus.memory import MemoryBus
 from livecomments.comment import Draft
 from livecomments.hub import Hub, HubTiming
 from livecomments.ingest import Ingest
+from server import LISTEN_BACKLOG
 from store.sqlite import SQLiteStore
 from tests.server_process import ServerProcess
 from tests.sse_client import open_stream
@@ -112,3 +115,15 @@ async def test_a_quiet_videos_ring_keeps_only_its_recent_comments(tmp_path):
         await hub.close()
         await bus.close()
         await store.close()
+
+
+def test_the_listening_socket_queues_a_reconnect_storm(tmp_path):
+    """After a restart every viewer reconnects at once; connections the kernel cannot queue
+    are dropped and their clients wait seconds to try again. `ss` shows a listening
+    socket's accept queue limit as its Send-Q."""
+    with ServerProcess(f"sqlite:///{tmp_path}/c.db") as running:
+        listing = subprocess.run(
+            ["ss", "-Hltn", f"sport = :{running.port}"], capture_output=True, text=True, check=True
+        ).stdout.split()
+    somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())
+    assert int(listing[2]) == min(LISTEN_BACKLOG, somaxconn) > 128

@@ -296,40 +296,42 @@ async def assert_one_video_failed_alone(store: CommentStore) -> None:
 # SQLite only: a video that fails alone.
 
 
-async def test_sqlite_video_whose_rows_fail_rolls_back_alone(tmp_path):
+@contextlib.asynccontextmanager
+async def sqlite_store_with_trigger(tmp_path, trigger: str) -> AsyncIterator[CommentStore]:
+    """An open SQLite store whose database has `trigger`, created behind the store's back."""
     sqlite_path = tmp_path / "refusing.db"
     store = open_store(f"sqlite:///{sqlite_path}")
     await store.open()
     try:
         with contextlib.closing(sqlite3.connect(sqlite_path)) as db:
-            db.execute(
-                "CREATE TRIGGER refuse_broken BEFORE INSERT ON comments "
-                "WHEN NEW.video_id = 'broken' AND NEW.message = 'refused' "
-                "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
-            )
-        await assert_one_video_failed_alone(store)
-        assert await store.page_after("broken", 0, 10) == []  # "fine" rolled back with it
+            db.execute(trigger)
+        yield store
     finally:
         await store.close()
 
 
+async def test_sqlite_video_whose_rows_fail_rolls_back_alone(tmp_path):
+    async with sqlite_store_with_trigger(
+        tmp_path,
+        "CREATE TRIGGER refuse_broken BEFORE INSERT ON comments "
+        "WHEN NEW.video_id = 'broken' AND NEW.message = 'refused' "
+        "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+    ) as store:
+        await assert_one_video_failed_alone(store)
+        assert await store.page_after("broken", 0, 10) == []  # "fine" rolled back with it
+
+
 async def test_sqlite_error_that_ends_the_transaction_fails_the_whole_append(tmp_path):
-    sqlite_path = tmp_path / "refusing.db"
-    store = open_store(f"sqlite:///{sqlite_path}")
-    await store.open()
-    try:
-        with contextlib.closing(sqlite3.connect(sqlite_path)) as db:
-            db.execute(
-                "CREATE TRIGGER roll_back_all BEFORE INSERT ON comments "
-                "WHEN NEW.video_id = 'broken' BEGIN SELECT RAISE(ROLLBACK, 'all of it'); END"
-            )
+    async with sqlite_store_with_trigger(
+        tmp_path,
+        "CREATE TRIGGER roll_back_all BEFORE INSERT ON comments "
+        "WHEN NEW.video_id = 'broken' BEGIN SELECT RAISE(ROLLBACK, 'all of it'); END",
+    ) as store:
         with pytest.raises(StoreUnavailable):
             await store.append({"ok": drafts("a"), "broken": drafts("b")})
         assert await store.last_seq("ok") == 0
         [after] = await append_one(store, "ok", drafts("c"))
         assert after.comment.seq == 1
-    finally:
-        await store.close()
 
 
 # MongoDB only: the optimistic sequencer's retry, and a store that is not there.
