@@ -211,11 +211,10 @@ class Hub:
             )
             channel.start(await self._store.last_seq(channel.video_id))
         except BaseException:
-            video.opening = None
+            video.opening = None  # done: `_drop` must not cancel this very task
             self._drop(video)
             raise
-        finally:
-            video.opening = None
+        video.opening = None
 
     def _retire(self, video: _Video) -> None:
         video.linger = None

@@ -69,10 +69,12 @@ class Ingest:
                 batch = [queue.popleft() for _ in range(min(MAX_BATCH, len(queue)))]
                 try:
                     await self._commit(batch)
-                except Exception:
+                except Exception:  # past the store's answer: no post of it may hang
                     log.exception("settling a commit of %d posts failed", len(batch))
-                finally:  # whatever went wrong past the store's answer, no post hangs
                     _refuse_unanswered(batch, StoreUnavailable("the commit's outcome is unknown"))
+                except BaseException:  # cancelled mid-commit
+                    _refuse_unanswered(batch, ShuttingDown())
+                    raise
         finally:
             while queue:  # only if this writer was cancelled mid-way
                 post = queue.popleft()
@@ -87,9 +89,7 @@ class Ingest:
         try:
             outcomes = await self._store.append(drafts)
         except Exception as exc:
-            for post in batch:
-                if not post.result.done():
-                    post.result.set_exception(exc)
+            _refuse_unanswered(batch, exc)
             return
         metrics.COMMITS.inc()
         created_count = 0

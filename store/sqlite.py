@@ -19,7 +19,7 @@ one fsync, and each video is written under a SAVEPOINT of its own: an SQLite
 error in one video's rows rolls back that video alone, which gets
 `StoreUnavailable` in its entry, and the others commit. `videos_ahead` reads
 the newest `seq` of up to `VIDEOS_PER_QUERY` videos per statement, each through
-the primary key (one seek per video, never a scan of its comments).
+the primary key (a seek or two per video, never a scan of its comments).
 """
 
 import asyncio

@@ -342,21 +342,27 @@ def mongo_url(mongo_server) -> str:
     return mongo_server.url(f"t_{uuid.uuid4().hex}")
 
 
-async def test_mongo_writer_behind_another_retries_and_keeps_seq_dense(mongo_url, caplog):
-    caplog.set_level(logging.DEBUG, logger="store.mongo")
+@pytest.fixture
+async def mongo_writers(mongo_url) -> AsyncIterator[tuple[CommentStore, CommentStore]]:
+    """Two open stores on one MongoDB database, as two processes would have:
+    (`behind`, `ahead`)."""
     behind, ahead = open_store(mongo_url), open_store(mongo_url)
     await behind.open()
     await ahead.open()
-    try:
-        await append_one(behind, "v", drafts("a"))  # `behind` now takes 1 for the newest seq
-        await append_one(ahead, "v", drafts("b", "c"))
-        results = await append_one(behind, "v", drafts("d", "e", "f"))
-        assert [r.comment.seq for r in results] == [4, 5, 6]
-        assert [c.message for c in await ahead.page_after("v", 0, 10)] == list("abcdef")
-        assert any("taken by another writer" in r.getMessage() for r in caplog.records)
-    finally:
-        await behind.close()
-        await ahead.close()
+    yield behind, ahead
+    await behind.close()
+    await ahead.close()
+
+
+async def test_mongo_writer_behind_another_retries_and_keeps_seq_dense(mongo_writers, caplog):
+    caplog.set_level(logging.DEBUG, logger="store.mongo")
+    behind, ahead = mongo_writers
+    await append_one(behind, "v", drafts("a"))  # `behind` now takes 1 for the newest seq
+    await append_one(ahead, "v", drafts("b", "c"))
+    results = await append_one(behind, "v", drafts("d", "e", "f"))
+    assert [r.comment.seq for r in results] == [4, 5, 6]
+    assert [c.message for c in await ahead.page_after("v", 0, 10)] == list("abcdef")
+    assert any("taken by another writer" in r.getMessage() for r in caplog.records)
 
 
 async def test_mongo_store_where_nothing_listens_is_unavailable_within_seconds():
@@ -389,24 +395,20 @@ async def test_mongo_store_fails_while_the_server_is_down_and_resumes_after(tmp_
             await store.close()
 
 
-async def test_mongo_writer_behind_on_one_video_of_several_retries_only_the_rest(mongo_url, caplog):
+async def test_mongo_writer_behind_on_one_video_of_several_retries_only_the_rest(
+    mongo_writers, caplog
+):
     caplog.set_level(logging.DEBUG, logger="store.mongo")
-    behind, ahead = open_store(mongo_url), open_store(mongo_url)
-    await behind.open()
-    await ahead.open()
-    try:
-        settled(await behind.append({"v1": drafts("a"), "v2": drafts("a"), "v3": drafts("a")}))
-        await append_one(ahead, "v2", drafts("b", "c"))  # `behind` still takes 1 for v2
-        outcomes = settled(
-            await behind.append({"v1": drafts("d"), "v2": drafts("d", "e"), "v3": drafts("d")})
-        )
-        seqs = {video: [r.comment.seq for r in results] for video, results in outcomes.items()}
-        assert list(seqs.items()) == [("v1", [2]), ("v2", [4, 5]), ("v3", [2])]
-        assert [c.message for c in await ahead.page_after("v2", 0, 10)] == list("abcde")
-        assert sum("taken by another writer" in r.getMessage() for r in caplog.records) == 1
-    finally:
-        await behind.close()
-        await ahead.close()
+    behind, ahead = mongo_writers
+    settled(await behind.append({"v1": drafts("a"), "v2": drafts("a"), "v3": drafts("a")}))
+    await append_one(ahead, "v2", drafts("b", "c"))  # `behind` still takes 1 for v2
+    outcomes = settled(
+        await behind.append({"v1": drafts("d"), "v2": drafts("d", "e"), "v3": drafts("d")})
+    )
+    seqs = {video: [r.comment.seq for r in results] for video, results in outcomes.items()}
+    assert list(seqs.items()) == [("v1", [2]), ("v2", [4, 5]), ("v3", [2])]
+    assert [c.message for c in await ahead.page_after("v2", 0, 10)] == list("abcde")
+    assert sum("taken by another writer" in r.getMessage() for r in caplog.records) == 1
 
 
 async def test_mongo_video_refused_for_no_known_reason_fails_alone(mongo_url):
@@ -426,28 +428,22 @@ async def test_mongo_video_refused_for_no_known_reason_fails_alone(mongo_url):
 
 
 async def test_mongo_driver_error_after_a_round_keeps_the_videos_it_committed(
-    mongo_url, monkeypatch
+    mongo_writers, monkeypatch
 ):
     """`x` commits in the first round; `y` hits another writer's seq, and the read that would
     renumber it fails (the connection drops). `x`'s posts are stored and must be answered
     so, not 503 (a retry without a key would store them twice); only `y` fails."""
-    behind, ahead = open_store(mongo_url), open_store(mongo_url)
-    await behind.open()
-    await ahead.open()
-    try:
-        settled(await behind.append({"x": drafts("x0"), "y": drafts("y0")}))
-        await append_one(ahead, "y", drafts("y1"))  # `behind` still takes 2 for y
+    behind, ahead = mongo_writers
+    settled(await behind.append({"x": drafts("x0"), "y": drafts("y0")}))
+    await append_one(ahead, "y", drafts("y1"))  # `behind` still takes 2 for y
 
-        async def connection_dropped(video_id: str) -> int:
-            raise AutoReconnect("connection dropped")
+    async def connection_dropped(video_id: str) -> int:
+        raise AutoReconnect("connection dropped")
 
-        monkeypatch.setattr(behind, "_read_newest", connection_dropped)
-        outcomes = await behind.append({"x": drafts("x1", "x2"), "y": drafts("y2")})
-        x, y = outcomes["x"], outcomes["y"]
-        assert not isinstance(x, StoreUnavailable)
-        assert [(r.comment.seq, r.created) for r in x] == [(2, True), (3, True)]
-        assert isinstance(y, StoreUnavailable)
-        assert [c.message for c in await ahead.page_after("x", 0, 10)] == ["x0", "x1", "x2"]
-    finally:
-        await behind.close()
-        await ahead.close()
+    monkeypatch.setattr(behind, "_read_newest", connection_dropped)
+    outcomes = await behind.append({"x": drafts("x1", "x2"), "y": drafts("y2")})
+    x, y = outcomes["x"], outcomes["y"]
+    assert not isinstance(x, StoreUnavailable)
+    assert [(r.comment.seq, r.created) for r in x] == [(2, True), (3, True)]
+    assert isinstance(y, StoreUnavailable)
+    assert [c.message for c in await ahead.page_after("x", 0, 10)] == ["x0", "x1", "x2"]
