@@ -156,6 +156,8 @@ class LiveComments(Server):
         self.config = f"--workers {workers} --bus {bus.split(':')[0]} --store {store}"
         command = [sys.executable, "server.py", "--port", str(self.port), "--store", store_url]
         command += ["--bus", bus, "--workers", str(workers), "--log-level", "WARNING"]
+        # The load generators are a few addresses standing for thousands of clients.
+        command += ["--post-rate", "0", "--max-streams-per-ip", "0"]
         with (folder / "server.log").open("ab") as log:
             server = subprocess.Popen(command, cwd=root, stdout=log, stderr=subprocess.STDOUT)
         self.processes.append(server)

@@ -21,6 +21,8 @@ from bus import BusUnavailable
 from livecomments import metrics
 from livecomments.comment import encode_json
 from livecomments.errors import ApiError, ShuttingDown
+from livecomments.limits import ConnectionCounter
+from livecomments.proxies import TrustedProxies
 from store import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,15 @@ class ApiHandler(RequestHandler):
         self._write_buffer = []
         self._status_code = 200
         self._reason = "OK"
+
+    def prepare(self) -> None:
+        """Name the request's client: the peer, or whom a trusted proxy forwarded for."""
+        proxies: TrustedProxies = self.settings["trusted_proxies"]
+        if proxies.networks:
+            request, headers = self.request, self.request.headers
+            request.remote_ip = proxies.client(
+                request.remote_ip or "", headers.get("X-Forwarded-For"), headers.get("X-Real-IP")
+            )
 
     def send_json(self, status: int, body: bytes) -> None:
         """Finish with `body`, already encoded JSON."""
@@ -117,6 +128,15 @@ class ApiHandler(RequestHandler):
         ]
 
 
+def admit(per_client: ConnectionCounter, client: str) -> None:
+    """Count a stream or long-poll of `client` from now on (the caller closes it in
+    `per_client`), or refuse it past the per-address limit."""
+    if not per_client.try_open(client):
+        raise ApiError(
+            429, "too_many_streams", "too many open streams and long-polls from this address"
+        )
+
+
 @functools.lru_cache(maxsize=1)
 def _http_date(second: int) -> str:
     return httputil.format_timestamp(second)
@@ -126,4 +146,5 @@ class NotFoundHandler(ApiHandler):
     """Every route the service does not have."""
 
     def prepare(self) -> None:
+        super().prepare()
         raise HTTPError(404, reason="no such route")

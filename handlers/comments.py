@@ -37,6 +37,7 @@ class CommentsHandler(ApiHandler):
         self._body_read = False  # Tornado calls `post` or `get` only once the body is in
 
     def prepare(self) -> None:
+        super().prepare()
         validation.check_video_id(self.path_args[0])
         length = self.request.headers.get("Content-Length")
         declared = (

@@ -8,17 +8,19 @@ newer than the newest one now. A closed connection ends the wait at once.
 
 import asyncio
 
-from handlers.base import ApiHandler
+from handlers.base import ApiHandler, admit
 from livecomments import metrics, validation
 from livecomments.channel import Channel
 from livecomments.hub import Hub
+from livecomments.limits import ConnectionCounter
 
 POLL_PAGE = 100
 
 
 class LongPollHandler(ApiHandler):
-    def initialize(self, hub: Hub) -> None:
+    def initialize(self, hub: Hub, per_client: ConnectionCounter) -> None:
         self._hub = hub
+        self._per_client = per_client
         self._waiter: asyncio.Future[None] | None = None
         self._client_gone = False
 
@@ -31,11 +33,16 @@ class LongPollHandler(ApiHandler):
         after = self.get_query_argument("after", None)
         cursor = None if after is None else validation.parse_cursor("after", after)
         timeout = validation.parse_poll_timeout(self.get_query_argument("timeout", None))
-        channel = await self._hub.join(video_id)
+        client = self.request.remote_ip or ""
+        admit(self._per_client, client)
         try:
-            await self._answer(channel, cursor, wait_seconds=timeout)
+            channel = await self._hub.join(video_id)
+            try:
+                await self._answer(channel, cursor, wait_seconds=timeout)
+            finally:
+                self._hub.leave(channel)
         finally:
-            self._hub.leave(channel)
+            self._per_client.close(client)
 
     async def _answer(self, channel: Channel, after: int | None, wait_seconds: float) -> None:
         cursor = (

@@ -15,8 +15,9 @@ off too), holding frames while the transport is paused (each write into a
 paused transport costs about 650 bytes of write request, so a stalled viewer
 would hold far more than its unsent bytes; a held frame costs a list slot, its
 bytes shared), the pace of catch-up (`drain`), and releasing everything the
-stream held when the connection closes. `SseConnections` tracks the open ones so shutdown can
-end them cleanly.
+stream held when the connection closes. `SseConnections` tracks the open ones, so that
+shutdown can end them cleanly, and counts each in the process's connection budget and its
+client's open streams.
 """
 
 import asyncio
@@ -25,11 +26,11 @@ import socket
 import time
 from typing import cast
 
+from handlers.listener import ConnectionBudget
 from livecomments import logs, metrics
 from livecomments.channel import Channel
-from livecomments.errors import ApiError
 from livecomments.hub import Hub
-from livecomments.limits import StreamCounter
+from livecomments.limits import ConnectionCounter
 from store import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -90,10 +91,12 @@ class SseConnection(asyncio.Protocol):
         try:
             await self._owner.hub.attach(self.channel, self, cursor, self._drain)
         except StoreUnavailable as exc:  # the client resumes from its last id
-            log.warning("ended a stream of %s: %s", self.channel.video_id, exc)
+            log.warning("ended a stream of %s for %s: %s", self.channel.video_id, self.client, exc)
             self.end()
         except Exception:
-            log.exception("catching up a stream of %s failed", self.channel.video_id)
+            log.exception(
+                "catching up a stream of %s for %s failed", self.channel.video_id, self.client
+            )
             self.end()
         finally:
             self._catching_up = None  # a live viewer keeps no finished task
@@ -196,12 +199,18 @@ class SseConnections:
     """This process's streams: admitting them, what they hold, ending them all at shutdown."""
 
     def __init__(
-        self, hub: Hub, viewer_buffer: int, max_per_client: int, stall_timeout: float
+        self,
+        hub: Hub,
+        viewer_buffer: int,
+        stall_timeout: float,
+        per_client: ConnectionCounter,
+        budget: ConnectionBudget,
     ) -> None:
         self.hub = hub
         self.viewer_buffer = viewer_buffer
         self.stall_timeout = stall_timeout
-        self._per_client = StreamCounter(max_per_client)
+        self._per_client = per_client
+        self._budget = budget
         self._open: set[SseConnection] = set()
         self._last_data: bytes | None = None
         self._last_chunk = b""
@@ -215,19 +224,12 @@ class SseConnections:
             self._last_chunk = b"%x\r\n%s\r\n" % (len(data), data)
         return self._last_chunk
 
-    def admit(self, client: str) -> None:
-        """Count a stream of `client` from now on, or refuse it past the per-address limit."""
-        if not self._per_client.try_open(client):
-            raise ApiError(429, "too_many_streams", "too many open streams from this address")
-
-    def release(self, client: str) -> None:
-        """Forget an admitted stream that never got to `open`."""
-        self._per_client.close(client)
-
     def open(self, channel: Channel, *, chunked: bool, client: str, path: str) -> SseConnection:
-        """The connection of an admitted viewer of `channel`, who joined it; on close it
-        leaves the channel, frees its place and logs the request with its whole duration."""
+        """The connection of an admitted viewer of `channel`, who joined it, and of its
+        socket; on close it leaves the channel, frees its places and logs the request with its
+        whole duration."""
         connection = SseConnection(self, channel, chunked=chunked, client=client, path=path)
+        self._budget.opened()
         self._open.add(connection)
         self._all_closed.clear()
         metrics.STREAMS_OPEN.inc()
@@ -239,6 +241,7 @@ class SseConnections:
             self._all_closed.set()
         self.hub.leave(connection.channel)
         self._per_client.close(connection.client)
+        self._budget.closed()
         metrics.STREAMS_OPEN.dec()
         duration = time.monotonic() - connection.opened_at
         logs.log_line("GET", connection.path, 200, duration, connection.client)

@@ -20,7 +20,8 @@ from livecomments import logs
 from livecomments.config import Config
 from livecomments.hub import Hub
 from livecomments.ingest import Ingest
-from livecomments.limits import PostLimiter
+from livecomments.limits import ConnectionCounter, PostLimiter
+from livecomments.proxies import TrustedProxies
 from store import CommentStore
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -51,9 +52,14 @@ def make_app(
             (r"/metrics", MetricsHandler),
             (r"/openapi.json", OpenApiHandler),
             (VIDEO, CommentsHandler, comments),
-            (VIDEO + r"/stream", StreamHandler, {"hub": hub, "connections": connections}),
-            (VIDEO + r"/poll", LongPollHandler, {"hub": hub}),
+            (
+                VIDEO + r"/stream",
+                StreamHandler,
+                {"hub": hub, "connections": connections, "per_client": per_client},
+            ),
+            (VIDEO + r"/poll", LongPollHandler, {"hub": hub, "per_client": per_client}),
         ],
         default_handler_class=NotFoundHandler,
         log_function=logs.log_request,
+        trusted_proxies=TrustedProxies.parse(config.trust_proxy),
     )

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 
 from livecomments import logs
+from livecomments.proxies import TrustedProxies
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,10 +28,14 @@ class Config:
     max_body: int = 16 * 1024
     max_header: int = 16 * 1024
     request_timeout: float = 15.0
-    post_rate: float = 0.0
-    post_burst: int = 20
-    max_streams_per_ip: int = 0
-    trust_proxy: bool = False
+    post_rate: float = 2.0
+    post_burst: int = 30
+    max_streams_per_ip: int = 50
+    max_connections: int = 0
+    read_rate: float = 0.0
+    read_burst: int = 60
+    trust_proxy: str = ""
+    frame_ancestors: str = "'self'"
     log_level: str = "INFO"
     log_format: str = "text"
 
@@ -55,8 +60,16 @@ _HELP = {
     " body, or, while its stream catches up, to take more",
     "post_rate": "posts a second per client address, refilled continuously (0: no limit)",
     "post_burst": "posts a client address may make at once before --post-rate applies",
-    "max_streams_per_ip": "open SSE streams per client address (0: no limit)",
-    "trust_proxy": "true behind a proxy such as nginx: the client address is X-Forwarded-For",
+    "max_streams_per_ip": "open SSE streams and long-polls together per client address"
+    " (0: no limit)",
+    "max_connections": "open connections per process; past it new ones get 503 (0: the"
+    " process's file limit less a reserve for the store, the bus and the answer itself)",
+    "read_rate": "history reads a second per client address (0: no limit)",
+    "read_burst": "history reads a client address may make at once before --read-rate applies",
+    "trust_proxy": "addresses or CIDRs of proxies (such as nginx) whose X-Forwarded-For and"
+    " X-Real-IP name the client, comma-separated, e.g. 127.0.0.1,10.0.0.0/8 (empty: none)",
+    "frame_ancestors": "pages that may embed the demo page in a frame: a CSP frame-ancestors"
+    " source list, e.g. 'self' https://site.example ('none': no site)",
     "log_level": "DEBUG, INFO, WARNING or ERROR",
     "log_format": "text (for a terminal) or json (one object a line, for a log pipeline)",
 }
@@ -84,6 +97,10 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
         parser.error("--workers must be at least 1")
     if config.ring_size < MIN_RING_SIZE:
         parser.error(f"--ring-size must be at least {MIN_RING_SIZE}")
+    try:
+        TrustedProxies.parse(config.trust_proxy)
+    except ValueError as exc:
+        parser.error(f"--trust-proxy: {exc}")
     if config.viewer_buffer < MIN_VIEWER_BUFFER:
         parser.error(f"--viewer-buffer must be at least {MIN_VIEWER_BUFFER} bytes")
     return config

@@ -1,5 +1,5 @@
-"""Per-client limits: a token bucket per client address for posting, and a count of
-open streams per client address.
+"""Per-client limits: a token bucket per client address (for posts, and for history
+reads), and a count of open streams and long-polls per client address.
 
 Owns how much one client may do. State is per process (with several workers or
 instances a client's allowance is per process it reaches: nginx's hashing by
@@ -49,8 +49,8 @@ class PostLimiter:
         return wait
 
 
-class StreamCounter:
-    """Open streams per client, refusing one past `limit` (0: no limit)."""
+class ConnectionCounter:
+    """Open streams and long-polls per client, refusing one past `limit` (0: no limit)."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit

@@ -21,6 +21,17 @@ from prometheus_client import (
     multiprocess,
 )
 
+CONNECTIONS_OPEN = Gauge(
+    "livecomments_connections_open",
+    "Client connections open: HTTP connections, streams, and those being refused",
+    multiprocess_mode="livesum",
+)
+CONNECTIONS_REFUSED = Counter(
+    "livecomments_connections_refused",
+    "Connections refused because the process held too many: answered 503 (or, for a stream,"
+    " told to reconnect later), or closed at once",
+    ["how"],
+)
 STREAMS_OPEN = Gauge("livecomments_streams_open", "SSE streams open", multiprocess_mode="livesum")
 POLLS_WAITING = Gauge(
     "livecomments_polls_waiting", "Long-polls waiting for a comment", multiprocess_mode="livesum"

@@ -51,7 +51,11 @@ VIDEO_ID = {
 BAD_REQUEST = _error("invalid input; `error.code` says which")
 NOT_FOUND = _error("no such route")
 STORE_DOWN = _error(
-    "the comment store or the message bus is unavailable, or the server is stopping"
+    "the comment store or the message bus is unavailable, the server is stopping, or it holds"
+    " too many connections (`overloaded`, with Retry-After)"
+)
+TOO_MANY_STREAMS = _error(
+    "too many open streams and long-polls from this client address (--max-streams-per-ip)"
 )
 RATE_LIMITED = {
     **_error("too many requests from this client address"),
@@ -193,11 +197,13 @@ PATHS: dict[str, Any] = {
             ],
             "responses": {
                 "200": {
-                    "description": "an endless event stream",
+                    "description": "an endless event stream; or, while the server holds too"
+                    " many connections, one with only a `retry:` field that then ends, so that"
+                    " EventSource comes back later (any other status would end it for good)",
                     "content": {"text/event-stream": {"schema": {"type": "string"}}},
                 },
                 "400": BAD_REQUEST,
-                "429": _error("too many open streams from this client address"),
+                "429": TOO_MANY_STREAMS,
                 "503": STORE_DOWN,
             },
         }
@@ -224,6 +230,7 @@ PATHS: dict[str, Any] = {
             "responses": {
                 "200": _json(_ref("Poll"), "comments, or none when the wait timed out"),
                 "400": BAD_REQUEST,
+                "429": TOO_MANY_STREAMS,
                 "503": STORE_DOWN,
             },
         }

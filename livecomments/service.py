@@ -12,14 +12,14 @@ import signal
 import socket
 from collections.abc import Callable
 
-from tornado.httpserver import HTTPServer
-
 from bus import BusUnavailable, open_bus
+from handlers.listener import ConnectionBudget, GuardedHTTPServer
 from handlers.sse_connection import SseConnections
 from livecomments.app import make_app
 from livecomments.config import Config
 from livecomments.hub import Hub, HubTiming
 from livecomments.ingest import Ingest
+from livecomments.limits import ConnectionCounter
 from store import StoreUnavailable, open_store
 
 log = logging.getLogger("livecomments")
@@ -62,16 +62,18 @@ async def serve(config: Config, sockets: list[socket.socket]) -> None:
     hub = Hub(store, bus, ring_size=config.ring_size, timing=timing)
     await hub.start()
     ingest = Ingest(store, hub.committed)
+    budget = ConnectionBudget.for_file_limit(config.max_connections)
+    per_client = ConnectionCounter(config.max_streams_per_ip)
     connections = SseConnections(
-        hub, config.viewer_buffer, config.max_streams_per_ip, config.request_timeout
+        hub, config.viewer_buffer, config.request_timeout, per_client, budget
     )
-    server = HTTPServer(
-        make_app(config, store, bus, hub, ingest, connections),
+    server = GuardedHTTPServer(
+        make_app(config, store, bus, hub, ingest, connections, per_client),
+        budget=budget,
         max_body_size=max(HARD_BODY_LIMIT, config.max_body),
         max_header_size=config.max_header,
         idle_connection_timeout=config.request_timeout,  # also the limit for a request's head
         body_timeout=config.request_timeout,
-        xheaders=config.trust_proxy,
     )
     server.add_sockets(sockets)
     stopping = asyncio.Event()

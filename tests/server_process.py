@@ -10,6 +10,7 @@ The server is started exactly as a user starts it (`python server.py`), with
 import contextlib
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -19,11 +20,25 @@ from collections import deque
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# Every test's client is 127.0.0.1, so the per-address limits that are on by default would
+# count the whole suite as one client. Servers here run without them; a test of a limit
+# passes its own flags after these (the last flag wins), or `client_limits=()` for the
+# defaults.
+NO_CLIENT_LIMITS = ("--post-rate", "0", "--max-streams-per-ip", "0")
 _LISTENING = re.compile(r"listening on http://([^/]+):(\d+)/")
 
 
 class ServerProcess:
-    def __init__(self, store_url: str, *args: str, bus_url: str = "memory://") -> None:
+    def __init__(
+        self,
+        store_url: str,
+        *args: str,
+        bus_url: str = "memory://",
+        client_limits: tuple[str, ...] = NO_CLIENT_LIMITS,
+        file_limit: int | None = None,
+    ) -> None:
+        """`file_limit`: the process's open files, soft and hard, as `ulimit -n` sets them."""
+        self.file_limit = file_limit
         self.command = [
             sys.executable,
             "server.py",
@@ -33,6 +48,7 @@ class ServerProcess:
             store_url,
             "--bus",
             bus_url,
+            *client_limits,
             *args,
         ]
         self.output: deque[str] = deque(maxlen=2000)
@@ -49,6 +65,7 @@ class ServerProcess:
             stderr=subprocess.STDOUT,
             text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            preexec_fn=None if self.file_limit is None else self._limit_files,
         )
         listening = threading.Event()
         self._reader = threading.Thread(target=self._read_output, args=(listening,), daemon=True)
@@ -57,6 +74,10 @@ class ServerProcess:
             self.kill()
             raise RuntimeError("server did not start:\n" + self.log())
         return self
+
+    def _limit_files(self) -> None:
+        assert self.file_limit is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.file_limit, self.file_limit))
 
     def _read_output(self, listening: threading.Event) -> None:
         assert self.process is not None

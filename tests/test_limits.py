@@ -8,8 +8,10 @@ import time
 import httpx
 import pytest
 
-from livecomments.limits import PostLimiter, StreamCounter
-from tests.server_process import ServerProcess
+from livecomments.config import parse_config
+from livecomments.limits import ConnectionCounter, PostLimiter
+from livecomments.proxies import TrustedProxies
+from tests.server_process import ServerProcess, wait_until
 from tests.sse_client import open_stream
 
 
@@ -29,7 +31,7 @@ def test_tracked_clients_are_bounded():
 
 
 def test_stream_counter_frees_a_place_on_close():
-    streams = StreamCounter(limit=1)
+    streams = ConnectionCounter(limit=1)
     assert streams.try_open("a")
     assert not streams.try_open("a")
     assert streams.try_open("b")
@@ -83,7 +85,7 @@ async def test_forwarded_for_is_ignored_unless_the_proxy_is_trusted(limited, vid
                 await client.post(
                     f"/comments/{video}",
                     json={"message": f"m{i}"},
-                    headers={"X-Forwarded-For": f"10.0.0.{i}"},
+                    headers={"X-Forwarded-For": f"10.0.0.{i}", "X-Real-IP": f"10.0.0.{i}"},
                 )
             ).status_code
             for i in range(4)
@@ -91,21 +93,60 @@ async def test_forwarded_for_is_ignored_unless_the_proxy_is_trusted(limited, vid
     assert statuses == [201, 201, 201, 429]
 
 
-async def test_trusted_proxy_limits_each_forwarded_client(tmp_path, video):
-    args = ("--post-rate", "1", "--post-burst", "1", "--trust-proxy", "true")
+def forged_posts(server, video: str, headers_for) -> list[int]:
+    """The statuses of three posts from this host, each claiming another client."""
+    with httpx.Client(base_url=server.url) as client:
+        return [
+            client.post(
+                f"/comments/{video}", json={"message": "hi"}, headers=headers_for(i)
+            ).status_code
+            for i in range(3)
+        ]
+
+
+@pytest.mark.parametrize("proxies", ["127.0.0.1", "10.0.0.0/8,127.0.0.0/8", "true"])
+def test_a_trusted_proxy_names_each_client(tmp_path, video, proxies):
+    args = ("--post-rate", "1", "--post-burst", "1", "--trust-proxy", proxies)
     with ServerProcess(f"sqlite:///{tmp_path}/c.db", *args) as running:
-        async with httpx.AsyncClient(base_url=running.url) as proxy:
+        by_forwarded_for = forged_posts(
+            running, video, lambda i: {"X-Forwarded-For": f"10.1.{i}.1"}
+        )
+        by_real_ip = forged_posts(running, video, lambda i: {"X-Real-IP": f"10.2.{i}.1"})
+        repeated = forged_posts(running, video, lambda i: {"X-Forwarded-For": "10.3.0.1"})
+        wait_until(lambda: "10.3.0.1" in running.log())
+    assert by_forwarded_for == [201, 201, 201]
+    assert by_real_ip == [201, 201, 201]
+    assert repeated == [201, 429, 429]
 
-            def post(client_address: str):
-                return proxy.post(
-                    f"/comments/{video}",
-                    json={"message": "hi"},
-                    headers={"X-Forwarded-For": client_address},
-                )
 
-            assert (await post("10.0.0.1")).status_code == 201
-            assert (await post("10.0.0.2")).status_code == 201
-            assert (await post("10.0.0.1")).status_code == 429
+def test_forwarded_headers_from_an_untrusted_peer_change_nothing(tmp_path, video):
+    args = ("--post-rate", "1", "--post-burst", "1", "--trust-proxy", "10.0.0.0/8")
+    with ServerProcess(f"sqlite:///{tmp_path}/c.db", *args) as running:
+        statuses = forged_posts(
+            running, video, lambda i: {"X-Forwarded-For": f"10.0.0.{i}", "X-Real-IP": f"10.0.0.{i}"}
+        )
+        wait_until(lambda: "429" in running.log())
+        assert "10.0.0." not in running.log()  # nor in the access log
+    assert statuses == [201, 429, 429]
+
+
+def test_a_bad_trusted_proxy_is_refused_at_start(capsys):
+    with pytest.raises(SystemExit):
+        parse_config(["--trust-proxy", "127.0.0.1,nginx.local"], {})
+    assert "nginx.local" in capsys.readouterr().err
+
+
+def test_forwarded_for_is_read_from_the_right_past_trusted_proxies():
+    proxies = TrustedProxies.parse("127.0.0.1, 10.0.0.0/8")
+    # The left part is whatever the client itself sent; the right part, what proxies saw.
+    assert proxies.client("127.0.0.1", "198.51.100.1, 203.0.113.5, 10.0.0.2", None) == (
+        "203.0.113.5"
+    )
+    assert proxies.client("127.0.0.1", "10.0.0.3, 10.0.0.2", None) == "10.0.0.3"
+    assert proxies.client("127.0.0.1", "203.0.113.5, junk", None) == "127.0.0.1"
+    assert proxies.client("127.0.0.1", None, "not an address") == "127.0.0.1"
+    assert proxies.client("::1", "203.0.113.5", None) == "::1"
+    assert TrustedProxies.parse("false").client("127.0.0.1", "203.0.113.5", None) == "127.0.0.1"
 
 
 async def test_open_streams_per_address_are_capped(limited, video):

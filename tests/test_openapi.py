@@ -31,7 +31,7 @@ def described_operations() -> set[tuple[str, str]]:
 
 def routed_operations() -> set[tuple[str, str]]:
     """(OpenAPI path, method) for every method each route's handler implements."""
-    app = make_app(Config(), open_store("sqlite:///unused.db"), None, None, None, None)  # type: ignore[arg-type]
+    app = make_app(Config(), open_store("sqlite:///unused.db"), None, None, None, None, None)  # type: ignore[arg-type]
     operations = set()
     for rule in app.default_router.rules[0].target.rules:
         pattern = rule.matcher.regex.pattern.rstrip("$")

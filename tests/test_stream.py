@@ -3,13 +3,15 @@
 import asyncio
 import contextlib
 import json
+import socket
+import struct
 
 import httpx
 import pytest
 
 from tests.conftest import post_comment
-from tests.metrics import total
-from tests.server_process import ServerProcess
+from tests.metrics import total, value
+from tests.server_process import ServerProcess, wait_until
 from tests.sse_client import open_stream
 
 
@@ -226,13 +228,15 @@ async def test_a_viewer_that_pauses_and_catches_up_is_never_cut_off(tmp_path, vi
 async def test_an_http_1_0_client_gets_the_stream_without_chunk_framing(server, client, video):
     posted = await post_comment(client, video, "for an old client")
     reader, writer = await asyncio.open_connection(server.host, server.port)
-    writer.write(f"GET /comments/{video}/stream?last_id=0 HTTP/1.0\r\n\r\n".encode())
+    request = f"GET /comments/{video}/stream?last_id=0 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+    writer.write(request.encode())
     received = b""
     while b"\n\n" not in received.partition(b"id: 1\n")[2]:
         received += await asyncio.wait_for(reader.read(65536), 5)
     writer.close()
     head, _, body = received.partition(b"\r\n\r\n")
     assert b"Transfer-Encoding" not in head
+    assert b"\r\nConnection: close" in head  # the body ends only when the connection does
     assert body.startswith(b"retry: ")
     assert b"\r\n" not in body  # SSE lines end in \n; only chunk framing would add \r\n
     assert json.loads(body.split(b"data: ")[1].split(b"\n")[0]) == posted
@@ -253,3 +257,17 @@ async def test_streams_handed_over_from_tornado_leave_no_cyclic_garbage(server, 
         await client.get(f"/comments/{video}-{n}", params={"limit": 1})
     after = total((await client.get("/metrics")).text, collected)
     assert after - before < 1000, f"{after - before:.0f} objects went to the cyclic collector"
+
+
+def test_clients_that_reset_their_stream_at_once_cost_no_traceback(tmp_path, video):
+    with ServerProcess(f"sqlite:///{tmp_path}/c.db") as running:
+        for _ in range(200):
+            sock = socket.create_connection((running.host, running.port))
+            sock.sendall(f"GET /comments/{video}/stream HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()  # a reset, not a clean close
+        assert httpx.get(running.url + "/healthz").status_code == 200
+        metrics = running.url + "/metrics"
+        wait_until(lambda: value(httpx.get(metrics).text, "livecomments_streams_open") == 0)
+    assert "Traceback" not in running.log()
+    assert " ERROR " not in running.log()

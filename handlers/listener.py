@@ -1,0 +1,258 @@
+"""Accepting connections within the process's file limit.
+
+Owns how many client connections this process holds and what a client past
+that gets. `ConnectionBudget` counts every open client connection: Tornado's
+HTTP connections and the streams that have left Tornado. `GuardedHTTPServer` is
+Tornado's `HTTPServer` with its own accept loop:
+
+- below `budget.limit` open connections, a connection is served as usual;
+- up to `budget.limit + budget.spare`, it is answered without Tornado and
+  closed: a JSON 503 with `Retry-After`, or for a stream URL `200
+  text/event-stream` with a `retry:` field, since EventSource gives up for good
+  on any other status (a `Refusal`);
+- beyond that it is closed at once;
+- when `accept()` itself fails (no file descriptors or memory left), the socket
+  is not watched for a pause and one line is logged per interval, where
+  Tornado's loop would log a traceback per attempt and spin.
+
+The file descriptors between the last refusal and the file limit are left for
+the store, the bus and the process itself.
+"""
+
+import asyncio
+import errno
+import logging
+import re
+import resource
+import socket
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from tornado.httpserver import HTTPServer
+from tornado.iostream import IOStream
+
+from livecomments import metrics
+
+log = logging.getLogger(__name__)
+
+# Connections taken per readiness of the listening socket, as Tornado does.
+ACCEPTS_PER_WAKEUP = 128
+# accept() errors that say the process or the system is out of a resource for now.
+OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+ACCEPT_PAUSE = 0.5
+LOG_INTERVAL = 10.0
+RETRY_AFTER_S = 5
+# A refused client's time to send its request head, then to close after the answer.
+REFUSAL_TIMEOUT = 2.0
+REFUSAL_HEAD_LIMIT = 8192
+STREAM_PATH = re.compile(rb"^[A-Z]+ /comments/[^/ ?]+/stream(?:[? ]|$)")
+
+_OVERLOADED_BODY = (
+    b'{"error":{"code":"overloaded","message":"this server holds too many connections;'
+    b' try again in a few seconds"}}'
+)
+OVERLOADED = b"".join(
+    [
+        b"HTTP/1.1 503 Service Unavailable\r\n",
+        b"Content-Type: application/json; charset=utf-8\r\n",
+        b"Retry-After: %d\r\n" % RETRY_AFTER_S,
+        b"Content-Length: %d\r\n" % len(_OVERLOADED_BODY),
+        b"Connection: close\r\n\r\n",
+        _OVERLOADED_BODY,
+    ]
+)
+RECONNECT_LATER = b"".join(
+    [
+        b"HTTP/1.1 200 OK\r\n",
+        b"Content-Type: text/event-stream; charset=utf-8\r\n",
+        b"Cache-Control: no-cache\r\n",
+        b"Connection: close\r\n\r\n",
+        b": this server holds too many connections\nretry: %d\n\n" % (RETRY_AFTER_S * 1000),
+    ]
+)
+
+
+@dataclass
+class ConnectionBudget:
+    """Open client connections of this process against their limits."""
+
+    limit: int  # served below this many
+    spare: int  # refused with an answer up to `limit + spare`
+    open: int = 0
+
+    @classmethod
+    def for_file_limit(cls, max_connections: int) -> "ConnectionBudget":
+        """`max_connections` (0: from the file limit, raised first to its hard ceiling),
+        with a tenth of the files, at least 128, kept back for refusals and the rest."""
+        files = raise_file_limit()
+        reserve = max(128, files // 10)
+        limit = max_connections or max(1, files - reserve)
+        return cls(limit=limit, spare=reserve // 2)
+
+    def opened(self) -> None:
+        self.open += 1
+        metrics.CONNECTIONS_OPEN.inc()
+
+    def closed(self) -> None:
+        self.open -= 1
+        metrics.CONNECTIONS_OPEN.dec()
+
+
+def raise_file_limit() -> int:
+    """Raise this process's open-file limit to its hard ceiling; the limit now."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        soft = hard
+    return soft if soft != resource.RLIM_INFINITY else 1 << 20
+
+
+class GuardedHTTPServer(HTTPServer):
+    """Tornado's HTTP server, accepting within `budget` (see the module docstring)."""
+
+    def initialize(  # type: ignore[override]  # one keyword more than Tornado's
+        self, *args: Any, budget: ConnectionBudget, **kwargs: Any
+    ) -> None:
+        """Tornado's, and the budget (Tornado's configurable classes take `initialize`)."""
+        super().initialize(*args, **kwargs)
+        self.budget = budget
+        self._refusing: set[asyncio.Future[None]] = set()  # being handed to the event loop
+
+    def add_sockets(self, sockets: Iterable[socket.socket]) -> None:
+        # TCPServer.stop() closes what `_sockets` holds and calls each `_handlers` entry
+        # to stop accepting: the same bookkeeping as Tornado's own `add_sockets`.
+        for sock in sockets:
+            self._sockets[sock.fileno()] = sock
+            self._handlers[sock.fileno()] = Acceptor(sock, self._take).stop
+
+    def _take(self, connection: socket.socket, address: Any) -> None:
+        budget = self.budget
+        if budget.open >= budget.limit + budget.spare:
+            metrics.CONNECTIONS_REFUSED.labels("closed").inc()
+            connection.close()
+        elif budget.open >= budget.limit:
+            metrics.CONNECTIONS_REFUSED.labels("answered").inc()
+            budget.opened()
+            handing = asyncio.ensure_future(Refusal.serve(connection, budget))
+            self._refusing.add(handing)
+            handing.add_done_callback(self._refusing.discard)
+        else:
+            self._handle_connection(connection, address)
+
+    def handle_stream(self, stream: IOStream, address: tuple[str, int]) -> None:
+        self.budget.opened()
+        super().handle_stream(stream, address)
+
+    def on_close(self, server_conn: object) -> None:
+        self.budget.closed()
+        super().on_close(server_conn)
+
+
+class Acceptor:
+    """Accepts connections on a listening socket, pausing when out of file descriptors."""
+
+    def __init__(self, sock: socket.socket, take: Callable[[socket.socket, Any], None]) -> None:
+        self._sock = sock
+        self._take = take
+        self._loop = asyncio.get_running_loop()
+        self._resume: asyncio.TimerHandle | None = None
+        self._failures = 0
+        self._logged_at = -LOG_INTERVAL
+        self._loop.add_reader(sock.fileno(), self._accept)
+
+    def stop(self) -> None:
+        if self._resume is not None:
+            self._resume.cancel()
+        else:
+            self._loop.remove_reader(self._sock.fileno())
+
+    def _accept(self) -> None:
+        for _ in range(ACCEPTS_PER_WAKEUP):
+            try:
+                connection, address = self._sock.accept()
+            except BlockingIOError:
+                return
+            except ConnectionAbortedError:
+                continue
+            except OSError as exc:
+                if exc.errno not in OUT_OF_RESOURCES:
+                    raise
+                self._pause(exc)
+                return
+            self._take(connection, address)
+
+    def _pause(self, exc: OSError) -> None:
+        self._loop.remove_reader(self._sock.fileno())
+        self._resume = self._loop.call_later(ACCEPT_PAUSE, self._watch_again)
+        self._failures += 1
+        now = time.monotonic()
+        if now - self._logged_at >= LOG_INTERVAL:
+            log.error(
+                "cannot accept connections: %s; pausing %.1f s at a time (%d pauses since the"
+                " last line)",
+                exc.strerror,
+                ACCEPT_PAUSE,
+                self._failures,
+            )
+            self._logged_at, self._failures = now, 0
+
+    def _watch_again(self) -> None:
+        self._resume = None
+        self._loop.add_reader(self._sock.fileno(), self._accept)
+
+
+class Refusal(asyncio.Protocol):
+    """One connection past the budget: read its request head, answer that the server is
+    full, and close; at most `REFUSAL_TIMEOUT` for each of the two."""
+
+    def __init__(self, budget: ConnectionBudget) -> None:
+        self._budget = budget
+        self._head = b""
+        self._answered = False
+        self._transport: asyncio.WriteTransport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    @classmethod
+    async def serve(cls, connection: socket.socket, budget: ConnectionBudget) -> None:
+        refusal = cls(budget)
+        try:
+            await asyncio.get_running_loop().connect_accepted_socket(lambda: refusal, connection)
+        except OSError:
+            connection.close()
+            budget.closed()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+        self._timer = asyncio.get_running_loop().call_later(REFUSAL_TIMEOUT, self._answer)
+
+    def data_received(self, data: bytes) -> None:
+        if self._answered:
+            return  # the rest of the request, read so that closing does not reset the answer
+        self._head += data
+        if b"\r\n\r\n" in self._head or len(self._head) > REFUSAL_HEAD_LIMIT:
+            self._answer()
+
+    def eof_received(self) -> bool:
+        if not self._answered:
+            self._answer()
+        return False
+
+    def _answer(self) -> None:
+        transport = self._transport
+        if transport is None:
+            return
+        if self._answered:  # the client took too long to close after the answer
+            transport.abort()
+            return
+        self._answered = True
+        transport.write(RECONNECT_LATER if STREAM_PATH.match(self._head) else OVERLOADED)
+        if transport.can_write_eof():
+            transport.write_eof()
+        self._timer = asyncio.get_running_loop().call_later(REFUSAL_TIMEOUT, self._answer)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._budget.closed()
