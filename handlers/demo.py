@@ -1,12 +1,20 @@
 """The demo page and its assets, served from static/ (`/` and `/static/...`).
 
-Tornado's static file handler, with JSON errors like every other route: a path
-no file can have (a NUL in it) is a 404 like a missing file, not an OS error.
+Tornado's static file handler, with JSON errors like every other route. Owns how
+long a copy may be kept (`Cache-Control`): the page is revalidated on every load
+whatever its query (`?v=` is a video id there). An asset is cached for years only
+when asked for by its content hash, Tornado's `static_url` `?v=<hash>`, whose URL
+changes with the file; under any other `v` it is revalidated too, so a guessed `v`
+never pins an old copy.
 """
+
+import datetime
 
 from tornado.web import HTTPError, StaticFileHandler
 
 from handlers.base import ApiHandler
+
+PAGE_TYPE = "text/html"
 
 
 class DemoFileHandler(ApiHandler, StaticFileHandler):
@@ -16,3 +24,17 @@ class DemoFileHandler(ApiHandler, StaticFileHandler):
         if "\x00" in url_path:
             raise HTTPError(404)  # no file has such a name, and the OS refuses to look one up
         return super().parse_url_path(url_path)
+
+    def set_headers(self) -> None:
+        self.set_header("Cache-Control", "no-cache")  # a long max-age replaces it (get_cache_time)
+        super().set_headers()
+
+    def get_cache_time(self, path: str, modified: datetime.datetime | None, mime_type: str) -> int:
+        requested = self.get_query_argument("v", None)
+        if mime_type == PAGE_TYPE or requested is None or requested != self._content_hash():
+            return 0
+        return self.CACHE_MAX_AGE
+
+    def _content_hash(self) -> str | None:
+        """The `v` that `static_url` gives this file (computed once per file, then cached)."""
+        return self.get_version({"static_path": self.root}, self.path)

@@ -1,10 +1,18 @@
-"""The demo page and its files over a real server: bad static paths are answered as
-JSON 4xx, and none logs a traceback.
+"""The demo page and its files over a real server: what the headers let a cache do with
+them, and bad static paths answered as JSON 4xx.
+
+The page is revalidated on every load; an asset is cached for long only under its
+content hash.
 """
 
 import httpx
 import pytest
+from tornado.web import StaticFileHandler
 
+from tests.server_process import ROOT
+
+STATIC = {"static_path": str(ROOT / "static")}
+TEN_YEARS = f"max-age={StaticFileHandler.CACHE_MAX_AGE}"
 BAD_STATIC_PATHS = {
     "nul-before-extension": "app.js%00.png",
     "nul-alone": "%00",
@@ -24,6 +32,11 @@ BAD_STATIC_PATHS = {
 }
 
 
+def static_url(name: str) -> str:
+    """The URL Tornado's `static_url` gives the file: `?v=` its content hash."""
+    return StaticFileHandler.make_static_url(STATIC, name)
+
+
 def assert_refused_as_json(response: httpx.Response) -> None:
     assert 400 <= response.status_code < 500, response.text
     assert response.headers["content-type"].startswith("application/json")
@@ -39,3 +52,33 @@ async def test_bad_static_paths_log_no_traceback(server, client):
     for path in BAD_STATIC_PATHS.values():
         await client.get("/static/" + path)
     assert "Traceback" not in server.log()
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["/", "/?v=demo", "/?v=demo&transport=poll", "/static/index.html", static_url("index.html")],
+    ids=["root", "video-id", "video-id-and-poll", "by-name", "by-content-hash"],
+)
+async def test_page_is_revalidated_on_every_load_whatever_its_query(client, url):
+    response = await client.get(url)
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-cache"
+    assert "expires" not in response.headers
+
+
+@pytest.mark.parametrize("name", ["app.js", "style.css"])
+async def test_asset_under_its_content_hash_is_cached_long(client, name):
+    response = await client.get(static_url(name))
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == TEN_YEARS
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["", "?v=demo", "?v=", "?v=" + static_url("style.css").split("?v=")[1]],
+    ids=["no-version", "video-id", "empty", "another-files-hash"],
+)
+async def test_asset_not_under_its_content_hash_is_revalidated(client, query):
+    response = await client.get("/static/app.js" + query)
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-cache"
