@@ -53,9 +53,19 @@ class ApiHandler(RequestHandler):
     def clear(self) -> None:
         """Tornado's `clear`, but JSON by default and `Date` formatted once a second: per
         request, formatting it cost more than parsing and validating a post. A copy of
-        Tornado 6.6's; tests/test_api_handler.py fails if the installed Tornado's resets more."""
+        Tornado 6.6's; tests/test_api_handler.py fails if the installed Tornado's resets more.
+
+        Every response, errors included, also says it is no page: a browser must not sniff
+        it into HTML, run or load anything from it, frame it, or send a Referer from it."""
         self._headers = httputil.HTTPHeaders(
-            {"Server": _SERVER, "Content-Type": JSON_TYPE, "Date": _http_date(int(time.time()))}
+            {
+                "Server": _SERVER,
+                "Content-Type": JSON_TYPE,
+                "Date": _http_date(int(time.time())),
+                "X-Content-Type-Options": "nosniff",
+                "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+                "Referrer-Policy": "no-referrer",
+            }
         )
         self.set_default_headers()
         self._write_buffer = []

@@ -36,7 +36,11 @@ def make_app(
     ingest: Ingest,
     connections: SseConnections,
 ) -> Application:
-    static = {"path": str(STATIC_DIR), "default_filename": "index.html"}
+    static = {
+        "path": str(STATIC_DIR),
+        "default_filename": "index.html",
+        "frame_ancestors": config.frame_ancestors,
+    }
     comments = {
         "ingest": ingest,
         "store": store,
