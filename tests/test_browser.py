@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
 
 from tests.conftest import post_comment
 from tests.server_process import ROOT
@@ -25,6 +25,12 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+# Chromium reports a CSP violation to the page as this event (and on its console).
+RECORD_POLICY_VIOLATIONS = """
+window.policyViolations = [];
+document.addEventListener("securitypolicyviolation", (event) =>
+  window.policyViolations.push(`${event.violatedDirective} ${event.blockedURI}`));
+"""
 
 
 @pytest.fixture
@@ -120,3 +126,25 @@ async def test_post_errors_are_shown(browser, server, video):
     await expect(page.locator("#post-error")).to_contain_text("500")
     async with httpx.AsyncClient(base_url=server.url) as http:
         assert (await http.get(f"/comments/{video}")).json()["comments"] == []
+
+
+async def test_page_runs_under_its_policy_and_misses_no_file(browser, server, video):
+    """Loading the page, its history, its stream and a post break no rule of its CSP, and
+    nothing it asks for (its icon included: browsers ask /favicon.ico without one) is 404."""
+    page = await browser.new_page()
+    console_errors: list[str] = []
+
+    def record_error(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            console_errors.append(message.text)
+
+    page.on("console", record_error)
+    await page.add_init_script(RECORD_POLICY_VIOLATIONS)
+    await page.goto(f"{server.url}/?v={video}")
+    await expect(page.locator("#status")).to_have_attribute("data-state", "live")
+    await page.fill("#message", "under the policy")
+    await page.press("#message", "Enter")
+    await expect(comment_items(page)).to_have_count(1)
+    assert await page.evaluate("window.policyViolations") == []
+    assert console_errors == []
+    assert "status=404" not in server.log()

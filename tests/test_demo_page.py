@@ -4,8 +4,10 @@ cache do with them, and bad static paths answered as JSON 4xx.
 The page: a CSP that keeps it to its own origin and lets only `--frame-ancestors`
 frame it, revalidated on every load. Assets: cached for long only under their
 content hash. Every API response: nosniff, a CSP that lets nothing run or frame it,
-no Referer.
+no Referer. The page links its icon, so a browser asks no /favicon.ico.
 """
+
+import re
 
 import httpx
 import pytest
@@ -79,7 +81,7 @@ async def test_page_is_revalidated_on_every_load_whatever_its_query(client, url)
     assert "expires" not in response.headers
 
 
-@pytest.mark.parametrize("name", ["app.js", "style.css"])
+@pytest.mark.parametrize("name", ["app.js", "style.css", "favicon.svg"])
 async def test_asset_under_its_content_hash_is_cached_long(client, name):
     response = await client.get(static_url(name))
     assert response.status_code == 200
@@ -117,6 +119,15 @@ def test_configured_site_may_frame_the_page(tmp_path):
     with ServerProcess(f"sqlite:///{tmp_path}/c.db", "--frame-ancestors", framing) as server:
         response = httpx.get(server.url + "/")
     assert content_security_policy(response)["frame-ancestors"] == framing
+
+
+async def test_page_links_its_icon(client):
+    page = (await client.get("/")).text
+    link = re.search(r'<link rel="icon" href="([^"]+)" type="image/svg\+xml">', page)
+    assert link is not None
+    icon = await client.get(link.group(1))
+    assert icon.status_code == 200
+    assert icon.headers["content-type"] == "image/svg+xml"
 
 
 @pytest.mark.parametrize(
