@@ -1,9 +1,11 @@
-"""Shared fixtures: a real server process per test module, and HTTP clients."""
+"""Shared fixtures: a real server process per test module, HTTP clients, and Chromium."""
 
+import shutil
 import uuid
 
 import httpx
 import pytest
+from playwright.async_api import async_playwright
 
 from tests.server_process import ServerProcess
 
@@ -28,6 +30,28 @@ async def client(server):
 def video():
     """A fresh video id, so tests sharing a server never see each other's comments."""
     return "v-" + uuid.uuid4().hex[:12]
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+async def browser():
+    """Debian's Chromium, driven by Playwright."""
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield launched
+        await launched.close()
 
 
 async def post_comment(http: httpx.AsyncClient, video: str, message: str, **fields) -> dict:
