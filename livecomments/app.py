@@ -35,6 +35,7 @@ def make_app(
     hub: Hub,
     ingest: Ingest,
     connections: SseConnections,
+    per_client: ConnectionCounter,
 ) -> Application:
     static = {
         "path": str(STATIC_DIR),
