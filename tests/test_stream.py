@@ -271,3 +271,26 @@ def test_clients_that_reset_their_stream_at_once_cost_no_traceback(tmp_path, vid
         wait_until(lambda: value(httpx.get(metrics).text, "livecomments_streams_open") == 0)
     assert "Traceback" not in running.log()
     assert " ERROR " not in running.log()
+
+
+async def test_stalled_catching_up_viewers_hold_little_memory(tmp_path, video):
+    """300 viewers resuming from the start of 1,500 comments of 2 KB, each with a 4 KiB
+    receive buffer and reading nothing. Each pinned 1.3-2 MB when a catch-up read 500
+    comments from the store at a time: 590 MB for the 300."""
+    with ServerProcess(f"sqlite:///{tmp_path}/c.db") as running:
+        async with httpx.AsyncClient(base_url=running.url, timeout=30) as client:
+            big = "\N{GRINNING FACE}" * 500
+            for _batch in range(15):
+                await asyncio.gather(*(post_comment(client, video, big) for _ in range(100)))
+            rss_before = running.rss_bytes()
+            stalled = [
+                await open_stream(
+                    running.host, running.port, f"/comments/{video}/stream?last_id=0", None, 4096
+                )
+                for _ in range(300)
+            ]
+            await asyncio.sleep(2)  # every catch-up has filled its buffers and waits
+            rss_growth = running.rss_bytes() - rss_before
+            for sse in stalled:
+                sse.close()
+    assert rss_growth < 100 * 1024 * 1024, f"{rss_growth / 2**20:.0f} MB"
