@@ -1,44 +1,24 @@
-"""The demo page in a real browser: Debian's Chromium driven by Playwright.
+"""The demo page in a real browser (conftest's `browser`: Debian's Chromium driven by Playwright).
 
 Screenshots go to test-artifacts/ (git-ignored) for a person to look at.
 """
 
-import shutil
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
+from playwright.async_api import Browser, ConsoleMessage, Page, expect
 
 from tests.conftest import post_comment
 from tests.server_process import ROOT
 
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # Chromium reports a CSP violation to the page as this event (and on its console).
 RECORD_POLICY_VIOLATIONS = """
 window.policyViolations = [];
 document.addEventListener("securitypolicyviolation", (event) =>
   window.policyViolations.push(`${event.violatedDirective} ${event.blockedURI}`));
 """
-
-
-@pytest.fixture
-async def browser():
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        yield launched
-        await launched.close()
 
 
 async def open_page(browser: Browser, server, query: str) -> Page:
