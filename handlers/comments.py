@@ -6,6 +6,10 @@ comment. History pages by `seq`: no cursor gives the newest page, `before=N`
 scrolls back (newest first), `after=N` catches up (oldest first), and both
 together read the range between them, oldest first; paging is stable while
 comments are added because `seq` never changes.
+
+A post must be declared `Content-Type: application/json`, or it is refused with
+415: a web page can make its visitors' browsers send any other type cross-site
+without a CORS preflight.
 """
 
 import time
@@ -57,6 +61,9 @@ class CommentsHandler(ApiHandler):
         self._body_read = True
         if self._body_too_large:
             raise self._too_large()
+        # Checked once the body is in, as the 413 of a chunked body is: refusing sooner
+        # closes the connection under a client still sending, which may lose the answer.
+        validation.check_json_media_type(self.request.headers.get("Content-Type"))
         draft = validation.parse_draft(
             bytes(self._body), self.request.headers.get("Idempotency-Key")
         )

@@ -149,6 +149,7 @@ PATHS: dict[str, Any] = {
                 "201": _json(_ref("Comment"), "the stored comment (also for a replayed key)"),
                 "400": BAD_REQUEST,
                 "413": _error("the body is larger than the limit"),
+                "415": _error(f"the body is not declared `Content-Type: {JSON}`"),
                 "422": _error("the Idempotency-Key was used for a different comment"),
                 "429": RATE_LIMITED,
                 "503": _error(

@@ -1,9 +1,10 @@
 """What counts as valid input, and the limits that say so.
 
-Owns every input rule: the video id pattern, message and author limits, the
-idempotency key format, cursors, page limits and long-poll timeouts. Each rule
-raises `ApiError` (400) with a stable code, so a bad request is refused before
-it reaches the store. Never touches HTTP objects, the store or the bus.
+Owns every input rule: the video id pattern, the media type of a post, message
+and author limits, the idempotency key format, cursors, page limits and
+long-poll timeouts. Each rule raises `ApiError` with a stable code (400; 415
+for a post that is not declared JSON), so a bad request is refused before it
+reaches the store. Never touches HTTP objects, the store or the bus.
 
     >>> parse_draft(b'{"message": " hi "}', None)
     Draft(message='hi', author='anonymous', idempotency_key=None)
@@ -32,6 +33,7 @@ MAX_POLL_TIMEOUT = 60.0
 # line, so no controls at all.
 MESSAGE_FORBIDDEN_CHARS = r"\x00-\x08\x0b-\x1f\x7f-\x9f"
 AUTHOR_FORBIDDEN_CHARS = r"\x00-\x1f\x7f-\x9f"
+JSON_MEDIA_TYPE = "application/json"
 _MESSAGE_FORBIDDEN = re.compile(f"[{MESSAGE_FORBIDDEN_CHARS}]")
 _AUTHOR_FORBIDDEN = re.compile(f"[{AUTHOR_FORBIDDEN_CHARS}]")
 _DIGITS = re.compile(r"[0-9]{1,16}")
@@ -47,6 +49,20 @@ def check_video_id(video_id: str) -> str:
             "invalid_video_id", "video id must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-'"
         )
     return video_id
+
+
+def check_json_media_type(content_type: str | None) -> None:
+    """A post's body must be declared `application/json` (any case, parameters allowed).
+
+    A browser posts text/plain, form or multipart bodies cross-site without asking
+    first; a JSON one only after a CORS preflight, which this service never grants."""
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    if media_type != JSON_MEDIA_TYPE:
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"the body must be JSON, sent with Content-Type: {JSON_MEDIA_TYPE}",
+        )
 
 
 def parse_draft(body: bytes, idempotency_key: str | None) -> Draft:

@@ -18,6 +18,7 @@ from tests.conftest import post_comment
 MAX_BODY = 16 * 1024  # the server's default --max-body
 MAX_CURSOR = 2**53 - 1
 JSON = "application/json; charset=utf-8"
+JSON_BODY = {"Content-Type": "application/json"}  # how a raw body is posted, as `json=` does
 BAD_VIDEO_IDS = ["v" * 65, "a.b", "a%20b", "%C3%A9", "a%2Fb", "a+b"]
 ROUTES = [
     ("POST", "/comments/{}"),
@@ -98,7 +99,7 @@ def padded(size: int) -> bytes:
     ],
 )
 async def test_invalid_json_is_refused(client, video, body):
-    await assert_post_refused(client, video, 400, "invalid_json", content=body)
+    await assert_post_refused(client, video, 400, "invalid_json", content=body, headers=JSON_BODY)
 
 
 @pytest.mark.parametrize(
@@ -112,12 +113,12 @@ async def test_invalid_json_is_refused(client, video, body):
 )
 async def test_deeply_nested_json_is_400_not_500(client, video, body):
     assert len(body) <= MAX_BODY
-    await assert_post_refused(client, video, 400, "invalid_json", content=body)
+    await assert_post_refused(client, video, 400, "invalid_json", content=body, headers=JSON_BODY)
 
 
 @pytest.mark.parametrize("body", [b"[]", b'["hi"]', b'"hi"', b"42", b"1.5", b"null", b"true"])
 async def test_non_object_json_is_refused(client, video, body):
-    await assert_post_refused(client, video, 400, "invalid_json", content=body)
+    await assert_post_refused(client, video, 400, "invalid_json", content=body, headers=JSON_BODY)
 
 
 @pytest.mark.parametrize(
@@ -157,6 +158,57 @@ async def test_bad_message_or_author_is_refused(client, video, document, code):
 
 
 @pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Content-Type": ""},
+        {"Content-Type": "text/plain"},
+        {"Content-Type": "text/plain; charset=utf-8"},
+        {"Content-Type": "application/x-www-form-urlencoded"},
+        {"Content-Type": "multipart/form-data; boundary=x"},
+        {"Content-Type": "text/json"},
+        {"Content-Type": "application/json-patch+json"},
+        {"Content-Type": "application/jsonx"},
+        {"Content-Type": "application/json, text/plain"},
+    ],
+    ids=lambda headers: headers.get("Content-Type", "none") or "empty",
+)
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+async def test_a_post_not_declared_json_is_415(client, video, headers, chunked):
+    """Only a JSON post needs a CORS preflight: a page elsewhere could post any other type."""
+    body = b'{"message": "cross-site"}'
+    content = in_chunks(body) if chunked else body
+    await assert_post_refused(
+        client, video, 415, "unsupported_media_type", content=content, headers=headers
+    )
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json",
+        "application/json; charset=utf-8",
+        "application/json;charset=UTF-8",
+        "Application/JSON",
+        "APPLICATION/JSON ; charset=utf-8",
+    ],
+)
+async def test_json_in_any_case_and_with_parameters_is_accepted(client, video, content_type):
+    response = await client.post(
+        f"/comments/{video}", content=b'{"message": "hi"}', headers={"Content-Type": content_type}
+    )
+    assert response.status_code == 201, response.text
+    assert await history(client, video) == [response.json()]
+
+
+async def test_a_form_post_is_415(client, video):
+    """What an HTML form on any site makes a browser send."""
+    await assert_post_refused(
+        client, video, 415, "unsupported_media_type", data={"message": "cross-site"}
+    )
+
+
+@pytest.mark.parametrize(
     ("body", "code"),
     [
         (rb'{"message": "\ud800"}', "invalid_message"),
@@ -166,7 +218,7 @@ async def test_bad_message_or_author_is_refused(client, video, document, code):
     ],
 )
 async def test_lone_surrogate_escape_is_refused(client, video, body, code):
-    await assert_post_refused(client, video, 400, code, content=body)
+    await assert_post_refused(client, video, 400, code, content=body, headers=JSON_BODY)
 
 
 @pytest.mark.parametrize(
@@ -180,7 +232,7 @@ async def test_lone_surrogate_escape_is_refused(client, video, body, code):
     ],
 )
 async def test_invalid_utf8_is_refused(client, video, body):
-    await assert_post_refused(client, video, 400, "invalid_utf8", content=body)
+    await assert_post_refused(client, video, 400, "invalid_utf8", content=body, headers=JSON_BODY)
 
 
 @pytest.mark.parametrize("key", ["k" * 129, "a b", "", "tab\tkey"])
@@ -217,7 +269,7 @@ async def test_invalid_idempotency_key_is_refused(client, video, key):
     ],
 )
 async def test_input_at_the_limits_is_accepted(client, video, body, message, author):
-    response = await client.post(f"/comments/{video}", content=body.encode())
+    response = await client.post(f"/comments/{video}", content=body.encode(), headers=JSON_BODY)
     assert response.status_code == 201, response.text
     comment = response.json()
     assert (comment["seq"], comment["message"], comment["author"]) == (1, message, author)
@@ -229,11 +281,14 @@ async def test_input_at_the_limits_is_accepted(client, video, body, message, aut
 async def test_body_over_the_limit_is_413(client, video, size, chunked):
     body = padded(size)
     if chunked:
-        await assert_post_refused(client, video, 413, "body_too_large", content=in_chunks(body))
+        await assert_post_refused(
+            client, video, 413, "body_too_large", content=in_chunks(body), headers=JSON_BODY
+        )
     else:
         # The server answers before reading the body, then drops the connection: don't reuse it.
+        headers = {**JSON_BODY, "Connection": "close"}
         await assert_post_refused(
-            client, video, 413, "body_too_large", content=body, headers={"Connection": "close"}
+            client, video, 413, "body_too_large", content=body, headers=headers
         )
     assert (await client.get("/healthz")).json() == {"status": "ok"}
 
@@ -241,7 +296,8 @@ async def test_body_over_the_limit_is_413(client, video, size, chunked):
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 async def test_body_at_the_limit_is_accepted(client, video, chunked):
     body = padded(MAX_BODY)
-    response = await client.post(f"/comments/{video}", content=in_chunks(body) if chunked else body)
+    content = in_chunks(body) if chunked else body
+    response = await client.post(f"/comments/{video}", content=content, headers=JSON_BODY)
     assert response.status_code == 201, response.text
     assert response.json()["message"] == "padded"
 
@@ -394,7 +450,7 @@ async def test_non_ascii_digit_content_length_is_not_a_server_error(server, vide
     try:
         writer.write(
             f"POST /comments/{video} HTTP/1.1\r\nHost: x\r\n".encode()
-            + b"Content-Length: \xb2\r\n\r\nab"
+            + b"Content-Type: application/json\r\nContent-Length: \xb2\r\n\r\nab"
         )
         await writer.drain()
         reply = await asyncio.wait_for(reader.read(), 10)
@@ -421,12 +477,12 @@ async def test_no_server_error_for_odd_requests(client, video):
         ("HEAD", comments, {}),
         ("OPTIONS", comments, {}),
         ("FOO", "/healthz", {}),
-        ("POST", comments, {"content": b'{"message": 1e999}'}),
-        ("POST", comments, {"content": b'{"message": ' + b"9" * 5000 + b"}"}),
-        ("POST", comments, {"content": b'{"message": "hi", "n": NaN}'}),
-        ("POST", comments, {"content": b'{"message": "a", "message": 5}'}),
-        ("POST", comments, {"content": b'\xef\xbb\xbf{"message": "bom"}'}),
-        ("POST", comments, {"content": b"\x00" * 100}),
+        ("POST", comments, {"content": b'{"message": 1e999}', "headers": JSON_BODY}),
+        ("POST", comments, {"content": b'{"message": ' + b"9" * 5000 + b"}", "headers": JSON_BODY}),
+        ("POST", comments, {"content": b'{"message": "hi", "n": NaN}', "headers": JSON_BODY}),
+        ("POST", comments, {"content": b'{"message": "a", "message": 5}', "headers": JSON_BODY}),
+        ("POST", comments, {"content": b'\xef\xbb\xbf{"message": "bom"}', "headers": JSON_BODY}),
+        ("POST", comments, {"content": b"\x00" * 100, "headers": JSON_BODY}),
         ("POST", comments, {"json": {"message": "hi"}, "headers": {"Content-Type": "text/html"}}),
         ("POST", comments, {"json": {"message": "hi"}, "headers": {"Idempotency-Key": "k" * 8000}}),
         ("PUT", comments, {"content": padded(20000), "headers": {"Connection": "close"}}),

@@ -190,7 +190,8 @@ def test_an_oversize_request_head_is_refused_and_the_server_lives_on(limited):
     "partial",
     [
         b"GET /healthz HTTP/1.1\r\nHost: x\r\n",  # the head never ends
-        b"POST /comments/v HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{",  # nor the body
+        b"POST /comments/v HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 100\r\n\r\n{",  # nor the body
     ],
 )
 def test_a_client_that_sends_too_slowly_is_disconnected(limited, partial):

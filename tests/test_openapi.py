@@ -58,6 +58,16 @@ async def test_the_description_is_served(client):
     assert response.json() == openapi.describe()
 
 
+async def test_a_post_not_declared_json_is_a_described_415(client):
+    """The fuzzer sends only what the description allows, so it never sees this refusal."""
+    body = b'{"message": "hi"}'
+    response = await client.post(
+        "/comments/v", content=body, headers={"Content-Type": "text/plain"}
+    )
+    assert response.status_code == 415
+    assert "415" in openapi.describe()["paths"]["/comments/{video_id}"]["post"]["responses"]
+
+
 def test_api_matches_its_description(server):
     """Each described operation, with generated requests, answers as described: no 5xx,
     documented statuses and content types, bodies that match their schemas.
