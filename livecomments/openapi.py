@@ -2,8 +2,9 @@
 
 Owns the published contract: every route, parameter, body and response. Limits
 come from livecomments/validation.py, so the description cannot drift from what
-the handlers enforce; tests/test_openapi.py checks that every route of the app
-is described and fuzzes the API against this description with schemathesis.
+the handlers enforce (the one rule only said in words is the limit on combining
+marks in a row); tests/test_openapi.py checks that every route of the app is
+described and fuzzes the API against this description with schemathesis.
 """
 
 from functools import cache
@@ -27,6 +28,11 @@ def _error(description: str) -> dict[str, Any]:
     return _json(_ref("Error"), description)
 
 
+def _visible(excluded: str) -> str:
+    """One character that is allowed and shows: not whitespace, not invisible."""
+    return f"[^\\s{excluded}{validation.INVISIBLE_CHARS}]"
+
+
 def _cursor(name: str, where: str, description: str, minimum: int = 0) -> dict[str, Any]:
     schema = {"type": "integer", "minimum": minimum, "maximum": validation.MAX_CURSOR}
     return {
@@ -38,9 +44,17 @@ def _cursor(name: str, where: str, description: str, minimum: int = 0) -> dict[s
     }
 
 
-MESSAGE_EXCLUDED = validation.MESSAGE_FORBIDDEN_CHARS
+MESSAGE_EXCLUDED = validation.MESSAGE_FORBIDDEN_CHARS + validation.BIDI_CONTROL_CHARS
 MESSAGE_CHAR = f"[^{MESSAGE_EXCLUDED}]"
-AUTHOR_EXCLUDED = validation.AUTHOR_FORBIDDEN_CHARS
+AUTHOR_EXCLUDED = validation.AUTHOR_FORBIDDEN_CHARS + validation.BIDI_CONTROL_CHARS
+AUTHOR_CHAR = f"[^{AUTHOR_EXCLUDED}]"
+# The patterns leave out the limit on combining marks in a row (it would take every mark's
+# range); the descriptions state it.
+TEXT_RULES = (
+    "at least one visible character (not only whitespace, format characters such as"
+    " U+200B, or fillers); no bidirectional embedding, override or isolate controls;"
+    f" at most {validation.MAX_COMBINING_MARKS} combining marks in a row"
+)
 
 VIDEO_ID = {
     "name": "video_id",
@@ -82,14 +96,16 @@ SCHEMAS: dict[str, Any] = {
                 "type": "string",
                 "minLength": 1,
                 "maxLength": validation.MAX_MESSAGE_CHARS,
-                "pattern": f"^{MESSAGE_CHAR}*[^\\s{MESSAGE_EXCLUDED}]{MESSAGE_CHAR}*$",
-                "description": "trimmed, then not empty; no control characters but newline and tab",
+                "pattern": f"^{MESSAGE_CHAR}*{_visible(MESSAGE_EXCLUDED)}{MESSAGE_CHAR}*$",
+                "description": "trimmed, then not empty; no control characters but newline and"
+                f" tab; {TEXT_RULES}",
             },
             "author": {
                 "type": "string",
                 "maxLength": validation.MAX_AUTHOR_CHARS,
-                "pattern": f"^[^{AUTHOR_EXCLUDED}]*$",
-                "description": f"one line; empty or missing means '{validation.DEFAULT_AUTHOR}'",
+                "pattern": f"^(?:\\s*|{AUTHOR_CHAR}*{_visible(AUTHOR_EXCLUDED)}{AUTHOR_CHAR}*)$",
+                "description": f"one line; blank or missing means '{validation.DEFAULT_AUTHOR}';"
+                f" otherwise {TEXT_RULES}",
             },
         },
     },

@@ -1,10 +1,25 @@
 """What counts as valid input, and the limits that say so.
 
 Owns every input rule: the video id pattern, the media type of a post, message
-and author limits, the idempotency key format, cursors, page limits and
-long-poll timeouts. Each rule raises `ApiError` with a stable code (400; 415
-for a post that is not declared JSON), so a bad request is refused before it
-reaches the store. Never touches HTTP objects, the store or the bus.
+and author limits and what their text may hold, the idempotency key format,
+cursors, page limits and long-poll timeouts. Each rule raises `ApiError` with a
+stable code (400; 415 for a post that is not declared JSON), so a bad request is
+refused before it reaches the store. Never touches HTTP objects, the store or
+the bus.
+
+Text that would show as something it is not is refused, never rewritten, so a
+comment is stored and shown as its author sent it:
+- a message with no visible character (only whitespace, format characters of
+  category Cf such as U+200B or U+FEFF, and fillers such as U+3164) is empty; an
+  author like that is refused too (an empty author still means anonymous);
+- bidirectional embedding, override and isolate controls (U+202A-U+202E,
+  U+2066-U+2069) are refused in authors and in messages alike: they reverse or
+  re-order what follows them, and right-to-left text displays right without them
+  (the marks LRM, RLM and ALM stay allowed). Refusing, rather than stripping or
+  closing them, tells the sender and keeps the stored text equal to what was
+  sent (docs/DESIGN.md);
+- at most `MAX_COMBINING_MARKS` combining marks (Mn, Me) in a row, enough for
+  Vietnamese, Thai, Devanagari or pointed Hebrew, not for stacked "zalgo" text.
 
     >>> parse_draft(b'{"message": " hi "}', None)
     Draft(message='hi', author='anonymous', idempotency_key=None)
@@ -12,6 +27,7 @@ reaches the store. Never touches HTTP objects, the store or the bus.
 
 import json
 import re
+import unicodedata
 from typing import Any
 
 from livecomments.comment import Draft
@@ -33,9 +49,29 @@ MAX_POLL_TIMEOUT = 60.0
 # line, so no controls at all.
 MESSAGE_FORBIDDEN_CHARS = r"\x00-\x08\x0b-\x1f\x7f-\x9f"
 AUTHOR_FORBIDDEN_CHARS = r"\x00-\x1f\x7f-\x9f"
+# Embedding (LRE, RLE), pop (PDF), override (LRO, RLO) and isolate (LRI, RLI, FSI, PDI).
+BIDI_CONTROL_CHARS = r"\u202a-\u202e\u2066-\u2069"
+# Invisible: Unicode's format characters (category Cf as of Unicode 14, the version of
+# Python 3.11; tests/test_content_rules.py fails if Python's differ), and the fillers and
+# variation selectors that are ignorable too. Literal characters, not escapes: every regex
+# dialect reads those alike.
+FORMAT_CHARS = (
+    "\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U00013438"
+    "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f"
+)
+FILLER_CHARS = (
+    "\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180d\u180f\u3164\ufe00-\ufe0f\uffa0"
+    "\U000e0100-\U000e01ef"
+)
+INVISIBLE_CHARS = FORMAT_CHARS + FILLER_CHARS
+MAX_COMBINING_MARKS = 4  # in a row
 JSON_MEDIA_TYPE = "application/json"
 _MESSAGE_FORBIDDEN = re.compile(f"[{MESSAGE_FORBIDDEN_CHARS}]")
 _AUTHOR_FORBIDDEN = re.compile(f"[{AUTHOR_FORBIDDEN_CHARS}]")
+_BIDI_CONTROL = re.compile(f"[{BIDI_CONTROL_CHARS}]")
+_VISIBLE = re.compile(f"[^\\s{INVISIBLE_CHARS}]")
+_COMBINING_MARK_CATEGORIES = ("Mn", "Me")
 _DIGITS = re.compile(r"[0-9]{1,16}")
 
 
@@ -90,8 +126,8 @@ def _parse_message(value: Any) -> str:
     if not isinstance(value, str):
         raise bad_request("invalid_message", "'message' must be a string")
     message = value.strip()
-    if not message:
-        raise bad_request("empty_message", "'message' must not be empty")
+    if not _VISIBLE.search(message):
+        raise bad_request("empty_message", "'message' must have a visible character")
     if len(message) > MAX_MESSAGE_CHARS:
         raise bad_request(
             "message_too_long", f"'message' must be at most {MAX_MESSAGE_CHARS} characters"
@@ -106,21 +142,49 @@ def _parse_author(value: Any) -> str:
     if not isinstance(value, str):
         raise bad_request("invalid_author", "'author' must be a string")
     author = value.strip()
+    if not author:
+        return DEFAULT_AUTHOR
     if len(author) > MAX_AUTHOR_CHARS:
         raise bad_request(
             "author_too_long", f"'author' must be at most {MAX_AUTHOR_CHARS} characters"
         )
     _check_text("author", author, _AUTHOR_FORBIDDEN)
-    return author or DEFAULT_AUTHOR
+    if not _VISIBLE.search(author):
+        raise bad_request(
+            "invalid_author",
+            f"'author' must have a visible character (leave it out to be '{DEFAULT_AUTHOR}')",
+        )
+    return author
 
 
 def _check_text(field: str, text: str, forbidden: re.Pattern[str]) -> None:
     if forbidden.search(text):
         raise bad_request(f"invalid_{field}", f"'{field}' contains control characters")
+    if text.isascii():
+        return  # none of the checks below can fail on ASCII
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate from a JSON escape such as "\ud800"
         raise bad_request(f"invalid_{field}", f"'{field}' is not valid Unicode") from None
+    if _BIDI_CONTROL.search(text):
+        raise bad_request(
+            f"invalid_{field}",
+            f"'{field}' contains bidirectional embedding, override or isolate controls"
+            " (U+202A-U+202E, U+2066-U+2069)",
+        )
+    _check_combining_marks(field, text)
+
+
+def _check_combining_marks(field: str, text: str) -> None:
+    in_a_row = 0
+    for char in text:
+        is_mark = unicodedata.category(char) in _COMBINING_MARK_CATEGORIES
+        in_a_row = in_a_row + 1 if is_mark else 0
+        if in_a_row > MAX_COMBINING_MARKS:
+            raise bad_request(
+                "too_many_combining_marks",
+                f"'{field}' has more than {MAX_COMBINING_MARKS} combining marks on one character",
+            )
 
 
 def parse_idempotency_key(value: str | None) -> str | None:

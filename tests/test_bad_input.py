@@ -158,6 +158,90 @@ async def test_bad_message_or_author_is_refused(client, video, document, code):
 
 
 @pytest.mark.parametrize(
+    ("document", "code"),
+    [
+        ({"message": "\u200b"}, "empty_message"),
+        ({"message": "\ufeff\ufeff"}, "empty_message"),
+        ({"message": " \u200b\u200c\u200d\u2060\ufeff\u00ad \n"}, "empty_message"),
+        ({"message": "\u3164"}, "empty_message"),  # Hangul filler
+        ({"message": "\ufe0f\ufe0f"}, "empty_message"),  # variation selectors, nothing to vary
+        ({"message": "\U000e0041\U000e0042"}, "empty_message"),  # tag characters
+        ({"message": "hi", "author": "\u200b"}, "invalid_author"),
+        ({"message": "hi", "author": " \ufeff\u200d "}, "invalid_author"),
+        ({"message": "hi", "author": "\u3164\u3164"}, "invalid_author"),
+        ({"message": "invoice\u202efdp.exe"}, "invalid_message"),  # RLO
+        ({"message": "a\u202ab\u202c"}, "invalid_message"),  # LRE ... PDF
+        ({"message": "a\u202bb"}, "invalid_message"),  # RLE
+        ({"message": "a\u202db"}, "invalid_message"),  # LRO
+        ({"message": "a\u2066b\u2069"}, "invalid_message"),  # LRI ... PDI
+        ({"message": "a\u2067b"}, "invalid_message"),  # RLI
+        ({"message": "a\u2068b"}, "invalid_message"),  # FSI
+        ({"message": "\u0645\u0631\u062d\u0628\u0627\u202e"}, "invalid_message"),
+        ({"message": "hi", "author": "\u202enimda"}, "invalid_author"),
+        ({"message": "hi", "author": "ann\u2067"}, "invalid_author"),
+        ({"message": "e" + "\u0301" * 5}, "too_many_combining_marks"),
+        ({"message": "z" + "\u0336\u0335\u0334" * 100}, "too_many_combining_marks"),
+        (
+            {"message": "Z\u0351\u036b\u0343\u036a\u0302\u036b\u033d A\u0334\u0335L G O"},
+            "too_many_combining_marks",
+        ),
+        ({"message": "\u0301" * 5 + "x"}, "too_many_combining_marks"),
+        ({"message": "ok " + "\u20dd" * 5}, "too_many_combining_marks"),  # enclosing marks
+        ({"message": "hi", "author": "a" + "\u0300" * 5}, "too_many_combining_marks"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else None,
+)
+async def test_display_spoofing_is_refused(client, video, document, code):
+    await assert_post_refused(client, video, 400, code, json=document)
+
+
+@pytest.mark.parametrize(
+    ("message", "author"),
+    # Invisible characters are escaped: \u200d ZWJ, \u200c ZWNJ, \u200f RLM, \ufe0f VS16.
+    [
+        ("👩\u200d💻", "👩\u200d💻 dev"),
+        ("👨\u200d👩\u200d👧\u200d👦 family", "anonymous"),
+        ("🇯🇵 🇫🇷 🇺🇦", "flags"),
+        ("🏴\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f", "England"),
+        ("👍🏽 👋🏿", "skin tones"),
+        ("1\ufe0f\u20e3 \u2764\ufe0f", "keycap and heart"),
+        ("مرحبا بالعالم", "محمد"),
+        ("שָׁלוֹם עולם, בְּרֵאשִׁ֖ית", "דנה"),
+        ("mixed שלום 123 \u200fok", "rtl mark"),
+        ("สวัสดี ผู้ใหญ่", "สมชาย"),
+        ("नमस्ते क्षत्रिय", "अनिल"),
+        ("Tiếng Việt", "Nguyễn"),
+        ("Tie\u0302\u0301ng Vie\u0323\u0302t", "decomposed"),
+        ("می\u200cخواهم", "فارسی"),  # noqa: RUF001  (Persian, not look-alike Latin)
+        ("e\u0301\u0302\u0303\u0304 four marks", "a\u0300\u0301\u0302\u0303"),
+    ],
+    ids=[
+        "zwj-emoji",
+        "family-emoji",
+        "flags",
+        "tag-flag",
+        "skin-tones",
+        "keycap",
+        "arabic",
+        "hebrew-pointed",
+        "mixed-direction-rlm",
+        "thai",
+        "devanagari",
+        "vietnamese",
+        "vietnamese-nfd",
+        "persian-zwnj",
+        "four-marks",
+    ],
+)
+async def test_legitimate_scripts_and_emoji_are_accepted(client, video, message, author):
+    response = await client.post(f"/comments/{video}", json={"message": message, "author": author})
+    assert response.status_code == 201, response.text
+    comment = response.json()
+    assert (comment["message"], comment["author"]) == (message, author)
+    assert await history(client, video) == [comment]
+
+
+@pytest.mark.parametrize(
     "headers",
     [
         {},
