@@ -19,23 +19,32 @@ from typing import Any
 from tornado.web import stream_request_body
 
 from handlers.base import ApiHandler
-from livecomments import validation
+from livecomments import metrics, validation
 from livecomments.comment import Appended, Comment, Draft, encode_json
 from livecomments.errors import ApiError
+from livecomments.hub import Hub
 from livecomments.ingest import Ingest
-from livecomments.limits import PostLimiter
+from livecomments.limits import RateLimiter
 from store import CommentStore
 
 
 @stream_request_body
 class CommentsHandler(ApiHandler):
     def initialize(
-        self, ingest: Ingest, store: CommentStore, max_body: int, post_limiter: PostLimiter
+        self,
+        ingest: Ingest,
+        store: CommentStore,
+        hub: Hub,
+        max_body: int,
+        post_limiter: RateLimiter,
+        read_limiter: RateLimiter,
     ) -> None:
         self._ingest = ingest
         self._store = store
+        self._hub = hub
         self._max_body = max_body
         self._post_limiter = post_limiter
+        self._read_limiter = read_limiter
         self._body = bytearray()
         self._body_too_large = False
         self._body_read = False  # Tornado calls `post` or `get` only once the body is in
@@ -67,8 +76,7 @@ class CommentsHandler(ApiHandler):
         draft = validation.parse_draft(
             bytes(self._body), self.request.headers.get("Idempotency-Key")
         )
-        if self._post_limiter.enabled:
-            self._check_rate()
+        self._check_rate(self._post_limiter, "too many comments from this address; slow down")
         appended = await self._ingest.post(video_id, draft)
         _check_replay(draft, appended)
         if not appended.created:
@@ -83,20 +91,34 @@ class CommentsHandler(ApiHandler):
         before = self._cursor("before", minimum=1)
         after = self._cursor("after", minimum=0)
         limit = validation.parse_limit(self.get_query_argument("limit", None))
+        self._check_rate(self._read_limiter, "too many history reads from this address; slow down")
+        newest = (
+            self._hub.newest_entries(video_id, limit + 1)
+            if before is None and after is None
+            else None
+        )
+        if newest is not None:  # an active video's newest page, from its ring
+            metrics.HISTORY_PAGES.labels("ring").inc()
+            page_entries = newest[:limit]
+            more = b"%d" % page_entries[-1].seq if len(newest) > limit else b"null"
+            comments_json = b",".join(entry.json for entry in page_entries)
+            self.send_json(200, b'{"comments":[%s],"next_cursor":%s}' % (comments_json, more))
+            return
         if after is not None:
             comments = await self._store.page_after(video_id, after, limit + 1, before)
         else:
             comments = await self._store.page_before(video_id, before, limit + 1)
+        metrics.HISTORY_PAGES.labels("store").inc()
         page = comments[:limit]
         next_cursor = page[-1].seq if len(comments) > limit else None
         self.send_json(200, encode_json(_page(page, next_cursor)))
 
-    def _check_rate(self) -> None:
-        wait = self._post_limiter.wait_needed(self.request.remote_ip or "", time.monotonic())
+    def _check_rate(self, limiter: RateLimiter, message: str) -> None:
+        if not limiter.enabled:
+            return
+        wait = limiter.wait_needed(self.request.remote_ip or "", time.monotonic())
         if wait:
-            raise ApiError(
-                429, "rate_limited", "too many comments from this address; slow down", ceil(wait)
-            )
+            raise ApiError(429, "rate_limited", message, ceil(wait))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         if not self._body_read:

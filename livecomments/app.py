@@ -20,7 +20,7 @@ from livecomments import logs
 from livecomments.config import Config
 from livecomments.hub import Hub
 from livecomments.ingest import Ingest
-from livecomments.limits import ConnectionCounter, PostLimiter
+from livecomments.limits import ConnectionCounter, RateLimiter
 from livecomments.proxies import TrustedProxies
 from store import CommentStore
 
@@ -46,7 +46,9 @@ def make_app(
         "ingest": ingest,
         "store": store,
         "max_body": config.max_body,
-        "post_limiter": PostLimiter(config.post_rate, config.post_burst),
+        "hub": hub,
+        "post_limiter": RateLimiter(config.post_rate, config.post_burst),
+        "read_limiter": RateLimiter(config.read_rate, config.read_burst),
     }
     return Application(
         [

@@ -155,6 +155,16 @@ class Channel:
         start = cursor + 1 - self.ring[0].seq
         return list(islice(self.ring, start, start + limit))
 
+    def newest_entries(self, count: int) -> list[Entry] | None:
+        """The newest `count` delivered entries, newest first, from the ring; None if the ring
+        cannot tell them (not started, a hole below a seen comment, or older ones forgotten)."""
+        ring = self.ring
+        if not self.started or self.has_hole:
+            return None
+        if len(ring) < count and (ring[0].seq > 1 if ring else self.last_seq > 0):
+            return None
+        return list(islice(reversed(ring), count))
+
     def add_viewer(self, viewer: Viewer) -> None:
         """Make `viewer` live; it must already have every comment up to `flushed_seq`."""
         self._viewers.add(viewer)

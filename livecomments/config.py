@@ -6,6 +6,7 @@ A flag wins over its variable, which wins over the default.
 """
 
 import argparse
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 
@@ -40,6 +41,9 @@ class Config:
     log_format: str = "text"
 
 
+# CSP sources ('self', 'none', https://site.example, *.example): nothing that could end the
+# directive (;) or the header (CR, LF).
+FRAME_SOURCES = re.compile(r"[A-Za-z0-9'*:/._\-]+( [A-Za-z0-9'*:/._\-]+)*")
 MIN_RING_SIZE = 16
 MIN_VIEWER_BUFFER = 64 * 1024  # above one catch-up chunk, or a resuming viewer never gets going
 
@@ -97,6 +101,8 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
         parser.error("--workers must be at least 1")
     if config.ring_size < MIN_RING_SIZE:
         parser.error(f"--ring-size must be at least {MIN_RING_SIZE}")
+    if not FRAME_SOURCES.fullmatch(config.frame_ancestors):
+        parser.error("--frame-ancestors must be CSP sources separated by spaces")
     try:
         TrustedProxies.parse(config.trust_proxy)
     except ValueError as exc:

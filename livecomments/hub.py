@@ -202,6 +202,13 @@ class Hub:
         channel.offer(comments)
         return [Entry.of(c) for c in comments if c.seq <= channel.last_seq]
 
+    def newest_entries(self, video_id: str, count: int) -> list[Entry] | None:
+        """The newest `count` comments of a video this process follows, newest first, from
+        its ring: as fresh as the live viewers' (a comment committed elsewhere shows once the
+        bus brings it); None when the ring cannot tell (the caller reads the store)."""
+        video = self._videos.get(video_id)
+        return None if video is None else video.channel.newest_entries(count)
+
     def _current(self, channel: Channel) -> _Video | None:
         """The record of `channel`, unless the channel was retired (a newer one may be in use)."""
         video = self._videos.get(channel.video_id)

@@ -7,7 +7,7 @@ video keeps that close to one). Memory is bounded: at most `max_clients`
 addresses are tracked, the least recently seen forgotten first, which can only
 ever make a limit more lenient. Never touches HTTP.
 
-    >>> limiter = PostLimiter(rate=1.0, burst=2)
+    >>> limiter = RateLimiter(rate=1.0, burst=2)
     >>> limiter.wait_needed("10.0.0.1", now=0.0), limiter.wait_needed("10.0.0.1", now=0.0)
     (0.0, 0.0)
     >>> limiter.wait_needed("10.0.0.1", now=0.0)
@@ -19,8 +19,8 @@ from collections import OrderedDict, defaultdict
 MAX_CLIENTS = 100_000
 
 
-class PostLimiter:
-    """A token bucket per client: `burst` posts at once, then `rate` a second."""
+class RateLimiter:
+    """A token bucket per client: `burst` requests at once, then `rate` a second."""
 
     def __init__(self, rate: float, burst: int, max_clients: int = MAX_CLIENTS) -> None:
         self.rate = rate

@@ -32,6 +32,8 @@ CONNECTIONS_REFUSED = Counter(
     " told to reconnect later), or closed at once",
     ["how"],
 )
+for _how in ("answered", "closed"):
+    CONNECTIONS_REFUSED.labels(_how)
 STREAMS_OPEN = Gauge("livecomments_streams_open", "SSE streams open", multiprocess_mode="livesum")
 POLLS_WAITING = Gauge(
     "livecomments_polls_waiting", "Long-polls waiting for a comment", multiprocess_mode="livesum"
@@ -68,6 +70,14 @@ DELIVERY_LATENCY = Histogram(
     "From a comment's commit to its fan-out on this instance (clocks of instances may differ)",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+HISTORY_PAGES = Counter(
+    "livecomments_history_pages",
+    "History pages answered, by where they came from: the newest page of a video this process"
+    " follows from its ring, others from the store",
+    ["source"],
+)
+for _source in ("ring", "store"):
+    HISTORY_PAGES.labels(_source)  # both shown from the start, at 0
 BUS_ERRORS = Counter("livecomments_bus_errors", "Failed bus publishes")
 STORE_ERRORS = Counter(
     "livecomments_store_errors", "Requests answered 503 because the store failed"

@@ -2,7 +2,12 @@
 
 import asyncio
 
+import httpx
+
 from tests.conftest import post_comment
+from tests.metrics import scrape
+from tests.server_process import ServerProcess
+from tests.sse_client import open_stream
 
 
 async def test_post_returns_the_stored_comment(client, video):
@@ -149,3 +154,47 @@ async def test_history_between_two_cursors_reads_the_range(client, video):
     rest = (await client.get(f"/comments/{video}", params={"after": 6, "before": 9})).json()
     assert [c["seq"] for c in rest["comments"]] == [7, 8]
     assert rest["next_cursor"] is None
+
+
+async def history_sources(server) -> tuple[float, float]:
+    """History pages answered so far from rings and from the store."""
+    return (
+        await scrape(server.url, "livecomments_history_pages_total", source="ring"),
+        await scrape(server.url, "livecomments_history_pages_total", source="store"),
+    )
+
+
+async def test_an_active_videos_newest_page_comes_from_its_ring(server, client, video):
+    viewer = await open_stream(server.host, server.port, f"/comments/{video}/stream")
+    try:
+        posted = [await post_comment(client, video, f"m{i}") for i in range(5)]
+        await viewer.events(5)  # delivered, so in the ring
+        ring_before, store_before = await history_sources(server)
+        newest = (await client.get(f"/comments/{video}", params={"limit": 3})).json()
+        ring_after, store_after = await history_sources(server)
+        from_store = (await client.get(f"/comments/{video}", params={"before": 6})).json()
+    finally:
+        viewer.close()
+    assert (ring_after - ring_before, store_after - store_before) == (1, 0)
+    assert newest == {"comments": posted[:1:-1], "next_cursor": 3}
+    assert from_store["comments"][:3] == newest["comments"]
+
+
+async def test_an_unwatched_videos_history_comes_from_the_store(server, client, video):
+    posted = [await post_comment(client, video, f"m{i}") for i in range(3)]
+    ring_before, store_before = await history_sources(server)
+    newest = (await client.get(f"/comments/{video}")).json()
+    ring_after, store_after = await history_sources(server)
+    assert (ring_after - ring_before, store_after - store_before) == (0, 1)
+    assert newest == {"comments": posted[::-1], "next_cursor": None}
+
+
+async def test_history_reads_can_be_limited_per_address(tmp_path, video):
+    args = ("--read-rate", "1", "--read-burst", "2")
+    with ServerProcess(f"sqlite:///{tmp_path}/c.db", *args) as running:
+        async with httpx.AsyncClient(base_url=running.url) as client:
+            statuses = [(await client.get(f"/comments/{video}")).status_code for _ in range(3)]
+            refused = await client.get(f"/comments/{video}", params={"before": 5})
+    assert statuses == [200, 200, 429]
+    assert refused.json()["error"]["code"] == "rate_limited"
+    assert int(refused.headers["Retry-After"]) >= 1

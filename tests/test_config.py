@@ -61,3 +61,15 @@ def test_json_logs_have_one_object_per_request(tmp_path):
     }
     assert requests[1]["level"] == "WARNING"
     assert requests[1]["status"] == 404
+
+
+@pytest.mark.parametrize("sources", ["'self'; script-src *", "'self'\r\nX-Evil: 1", ""])
+def test_frame_ancestors_cannot_smuggle_directives_or_headers(sources, capsys):
+    with pytest.raises(SystemExit):
+        parse_config(["--frame-ancestors", sources], {})
+    assert "--frame-ancestors" in capsys.readouterr().err
+
+
+def test_frame_ancestors_take_a_list_of_sites():
+    sources = "'self' https://site.example https://*.cdn.example:8443"
+    assert parse_config(["--frame-ancestors", sources], {}).frame_ancestors == sources

@@ -9,14 +9,14 @@ import httpx
 import pytest
 
 from livecomments.config import parse_config
-from livecomments.limits import ConnectionCounter, PostLimiter
+from livecomments.limits import ConnectionCounter, RateLimiter
 from livecomments.proxies import TrustedProxies
 from tests.server_process import ServerProcess, wait_until
 from tests.sse_client import open_stream
 
 
 def test_bucket_refills_at_the_rate_and_caps_at_the_burst():
-    limiter = PostLimiter(rate=2.0, burst=2)
+    limiter = RateLimiter(rate=2.0, burst=2)
     assert [limiter.wait_needed("a", now=0.0) for _ in range(3)] == [0.0, 0.0, 0.5]
     assert limiter.wait_needed("a", now=0.5) == 0.0
     assert limiter.wait_needed("b", now=0.5) == 0.0  # another client has its own bucket
@@ -24,7 +24,7 @@ def test_bucket_refills_at_the_rate_and_caps_at_the_burst():
 
 
 def test_tracked_clients_are_bounded():
-    limiter = PostLimiter(rate=1.0, burst=1, max_clients=10)
+    limiter = RateLimiter(rate=1.0, burst=1, max_clients=10)
     for n in range(1000):
         limiter.wait_needed(f"client-{n}", now=0.0)
     assert len(limiter._buckets) == 10
