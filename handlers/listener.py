@@ -1,10 +1,14 @@
 """Accepting connections within the process's file limit.
 
-Owns how many client connections this process holds and what a client past
-that gets. `ConnectionBudget` counts every open client connection: Tornado's
-HTTP connections and the streams that have left Tornado. `GuardedHTTPServer` is
-Tornado's `HTTPServer` with its own accept loop:
+Owns how many client connections this process holds, from one address and in
+all, and what a client past that gets. `ConnectionBudget` counts every open
+client connection: Tornado's HTTP connections and the streams that have left
+Tornado. `GuardedHTTPServer` is Tornado's `HTTPServer` with its own accept loop:
 
+- a peer address holding `per_peer` connections in Tornado (requests, idle
+  keep-alive connections, long-polls, streams before they leave Tornado; a
+  trusted proxy is exempt) gets a JSON 429 `too_many_connections` and the
+  connection is closed: one address cannot fill the budget below;
 - below `budget.limit` open connections, a connection is served as usual;
 - up to `budget.limit + budget.spare`, it is answered without Tornado and
   closed: a JSON 503 with `Retry-After`, or for a stream URL `200
@@ -34,6 +38,8 @@ from tornado.httpserver import HTTPServer
 from tornado.iostream import IOStream
 
 from livecomments import metrics
+from livecomments.limits import ConnectionCounter
+from livecomments.proxies import TrustedProxies
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +67,20 @@ OVERLOADED = b"".join(
         b"Content-Length: %d\r\n" % len(_OVERLOADED_BODY),
         b"Connection: close\r\n\r\n",
         _OVERLOADED_BODY,
+    ]
+)
+_TOO_MANY_BODY = (
+    b'{"error":{"code":"too_many_connections","message":"too many open connections from'
+    b' this address"}}'
+)
+TOO_MANY_FROM_ADDRESS = b"".join(
+    [
+        b"HTTP/1.1 429 Too Many Requests\r\n",
+        b"Content-Type: application/json; charset=utf-8\r\n",
+        b"Retry-After: %d\r\n" % RETRY_AFTER_S,
+        b"Content-Length: %d\r\n" % len(_TOO_MANY_BODY),
+        b"Connection: close\r\n\r\n",
+        _TOO_MANY_BODY,
     ]
 )
 RECONNECT_LATER = b"".join(
@@ -112,12 +132,19 @@ def raise_file_limit() -> int:
 class GuardedHTTPServer(HTTPServer):
     """Tornado's HTTP server, accepting within `budget` (see the module docstring)."""
 
-    def initialize(  # type: ignore[override]  # one keyword more than Tornado's
-        self, *args: Any, budget: ConnectionBudget, **kwargs: Any
+    def initialize(  # type: ignore[override]  # keywords more than Tornado's
+        self,
+        *args: Any,
+        budget: ConnectionBudget,
+        per_peer: ConnectionCounter,
+        proxies: TrustedProxies,
+        **kwargs: Any,
     ) -> None:
-        """Tornado's, and the budget (Tornado's configurable classes take `initialize`)."""
+        """Tornado's, and the limits (Tornado's configurable classes take `initialize`)."""
         super().initialize(*args, **kwargs)
         self.budget = budget
+        self._per_peer = per_peer
+        self._proxies = proxies
         self._refusing: set[asyncio.Future[None]] = set()  # being handed to the event loop
 
     def add_sockets(self, sockets: Iterable[socket.socket]) -> None:
@@ -134,12 +161,21 @@ class GuardedHTTPServer(HTTPServer):
             connection.close()
         elif budget.open >= budget.limit:
             metrics.CONNECTIONS_REFUSED.labels("answered").inc()
-            budget.opened()
-            handing = asyncio.ensure_future(Refusal.serve(connection, budget))
-            self._refusing.add(handing)
-            handing.add_done_callback(self._refusing.discard)
+            self._refuse(connection, _overloaded)
+        elif not self._admit_peer(_peer(address)):
+            metrics.CONNECTIONS_REFUSED.labels("per_address").inc()
+            self._refuse(connection, lambda head: TOO_MANY_FROM_ADDRESS)
         else:
             self._handle_connection(connection, address)
+
+    def _admit_peer(self, peer: str) -> bool:
+        return self._proxies.trusts(peer) or self._per_peer.try_open(peer)
+
+    def _refuse(self, connection: socket.socket, answer: Callable[[bytes], bytes]) -> None:
+        self.budget.opened()
+        handing = asyncio.ensure_future(Refusal.serve(connection, self.budget, answer))
+        self._refusing.add(handing)
+        handing.add_done_callback(self._refusing.discard)
 
     def handle_stream(self, stream: IOStream, address: tuple[str, int]) -> None:
         self.budget.opened()
@@ -147,6 +183,9 @@ class GuardedHTTPServer(HTTPServer):
 
     def on_close(self, server_conn: object) -> None:
         self.budget.closed()
+        peer = server_conn.context.remote_ip  # type: ignore[attr-defined]
+        if not self._proxies.trusts(peer):
+            self._per_peer.close(peer)
         super().on_close(server_conn)
 
 
@@ -203,20 +242,32 @@ class Acceptor:
         self._loop.add_reader(self._sock.fileno(), self._accept)
 
 
-class Refusal(asyncio.Protocol):
-    """One connection past the budget: read its request head, answer that the server is
-    full, and close; at most `REFUSAL_TIMEOUT` for each of the two."""
+def _peer(address: Any) -> str:
+    """The peer's address as Tornado's request context names it (`remote_ip`)."""
+    return address[0] if isinstance(address, tuple) and address else "0.0.0.0"
 
-    def __init__(self, budget: ConnectionBudget) -> None:
+
+def _overloaded(head: bytes) -> bytes:
+    return RECONNECT_LATER if STREAM_PATH.match(head) else OVERLOADED
+
+
+class Refusal(asyncio.Protocol):
+    """One connection refused: read its request head, send `answer(head)`, and close; at
+    most `REFUSAL_TIMEOUT` for each of the two."""
+
+    def __init__(self, budget: ConnectionBudget, answer: Callable[[bytes], bytes]) -> None:
         self._budget = budget
+        self._answer_for = answer
         self._head = b""
         self._answered = False
         self._transport: asyncio.WriteTransport | None = None
         self._timer: asyncio.TimerHandle | None = None
 
     @classmethod
-    async def serve(cls, connection: socket.socket, budget: ConnectionBudget) -> None:
-        refusal = cls(budget)
+    async def serve(
+        cls, connection: socket.socket, budget: ConnectionBudget, answer: Callable[[bytes], bytes]
+    ) -> None:
+        refusal = cls(budget, answer)
         try:
             await asyncio.get_running_loop().connect_accepted_socket(lambda: refusal, connection)
         except OSError:
@@ -247,7 +298,7 @@ class Refusal(asyncio.Protocol):
             transport.abort()
             return
         self._answered = True
-        transport.write(RECONNECT_LATER if STREAM_PATH.match(self._head) else OVERLOADED)
+        transport.write(self._answer_for(self._head))
         if transport.can_write_eof():
             transport.write_eof()
         self._timer = asyncio.get_running_loop().call_later(REFUSAL_TIMEOUT, self._answer)

@@ -64,8 +64,8 @@ _HELP = {
     " body, or, while its stream catches up, to take more",
     "post_rate": "posts a second per client address, refilled continuously (0: no limit)",
     "post_burst": "posts a client address may make at once before --post-rate applies",
-    "max_streams_per_ip": "open SSE streams and long-polls together per client address"
-    " (0: no limit)",
+    "max_streams_per_ip": "open SSE streams and long-polls together per client address, and"
+    " as many other connections per peer address (0: no limit)",
     "max_connections": "open connections per process; past it new ones get 503 (0: the"
     " process's file limit less a reserve for the store, the bus and the answer itself)",
     "read_rate": "history reads a second per client address (0: no limit)",

@@ -28,11 +28,11 @@ CONNECTIONS_OPEN = Gauge(
 )
 CONNECTIONS_REFUSED = Counter(
     "livecomments_connections_refused",
-    "Connections refused because the process held too many: answered 503 (or, for a stream,"
-    " told to reconnect later), or closed at once",
+    "Connections refused: the process held too many (answered 503, or for a stream told to"
+    " reconnect later; or closed at once), or their address did (answered 429)",
     ["how"],
 )
-for _how in ("answered", "closed"):
+for _how in ("answered", "closed", "per_address"):
     CONNECTIONS_REFUSED.labels(_how)
 STREAMS_OPEN = Gauge("livecomments_streams_open", "SSE streams open", multiprocess_mode="livesum")
 POLLS_WAITING = Gauge(

@@ -20,6 +20,7 @@ from livecomments.config import Config
 from livecomments.hub import Hub, HubTiming
 from livecomments.ingest import Ingest
 from livecomments.limits import ConnectionCounter
+from livecomments.proxies import TrustedProxies
 from store import StoreUnavailable, open_store
 
 log = logging.getLogger("livecomments")
@@ -70,6 +71,8 @@ async def serve(config: Config, sockets: list[socket.socket]) -> None:
     server = GuardedHTTPServer(
         make_app(config, store, bus, hub, ingest, connections, per_client),
         budget=budget,
+        per_peer=ConnectionCounter(config.max_streams_per_ip),
+        proxies=TrustedProxies.parse(config.trust_proxy),
         max_body_size=max(HARD_BODY_LIMIT, config.max_body),
         max_header_size=config.max_header,
         idle_connection_timeout=config.request_timeout,  # also the limit for a request's head

@@ -78,6 +78,29 @@ def test_streams_and_long_polls_of_one_address_share_a_default_cap(tmp_path, vid
         )
 
 
+def test_one_address_cannot_fill_the_process_with_idle_connections(tmp_path):
+    with ServerProcess(f"sqlite:///{tmp_path}/c.db", client_limits=()) as running:
+        address = (running.host, running.port)
+        idle = [socket.create_connection(address, 5, ("127.0.0.7", 0)) for _ in range(60)]
+        with closing_all(idle):
+            for sock in idle[50:]:
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            answers = [read_until_closed(sock) for sock in idle[50:]]
+            with httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.8")) as other:
+                assert other.get(running.url + "/healthz").status_code == 200
+        assert all(b" 429 " in answer for answer in answers)
+        assert all(b'"too_many_connections"' in answer for answer in answers)
+        wait_until(lambda: httpx.get(running.url + "/healthz").status_code == 200)
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    sock.settimeout(5)
+    received = b""
+    while chunk := sock.recv(4096):
+        received += chunk
+    return received
+
+
 def test_past_the_connection_budget_clients_are_told_to_come_back(tmp_path, video):
     # 300 files: 172 connections are served, 64 more are answered and closed.
     with ServerProcess(f"sqlite:///{tmp_path}/c.db", file_limit=300) as running:
