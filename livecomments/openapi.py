@@ -197,6 +197,7 @@ PATHS: dict[str, Any] = {
             "responses": {
                 "200": _json(_ref("Page"), "a page"),
                 "400": BAD_REQUEST,
+                "429": RATE_LIMITED,
                 "503": STORE_DOWN,
             },
         },

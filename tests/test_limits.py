@@ -200,3 +200,15 @@ def test_a_client_that_sends_too_slowly_is_disconnected(limited, partial):
         received, waited = read_until_closed(sock, 10)
     assert waited < 5  # --request-timeout 1
     assert b"201" not in received
+
+
+async def test_posts_are_limited_per_address_by_default(tmp_path, video):
+    with ServerProcess(f"sqlite:///{tmp_path}/c.db", client_limits=()) as running:
+        async with httpx.AsyncClient(base_url=running.url) as client:
+            statuses = [
+                (await client.post(f"/comments/{video}", json={"message": f"m{n}"})).status_code
+                for n in range(31)
+            ]
+            history = (await client.get(f"/comments/{video}", params={"after": 0})).json()
+    assert statuses == [201] * 30 + [429]  # a burst of 30, then 2 a second
+    assert len(history["comments"]) == 30
