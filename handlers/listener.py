@@ -8,7 +8,9 @@ Tornado. `GuardedHTTPServer` is Tornado's `HTTPServer` with its own accept loop:
 - a peer address holding `per_peer` connections in Tornado (requests, idle
   keep-alive connections, long-polls, streams before they leave Tornado; a
   trusted proxy is exempt) gets a JSON 429 `too_many_connections` and the
-  connection is closed: one address cannot fill the budget below;
+  connection is closed: one address cannot fill the budget below. While
+  `budget.spare` refusals are being answered already, the answer goes at once,
+  without reading the request, so a flood's refusals cannot fill it either;
 - below `budget.limit` open connections, a connection is served as usual;
 - up to `budget.limit + budget.spare`, it is answered without Tornado and
   closed: a JSON 503 with `Retry-After`, or for a stream URL `200
@@ -24,6 +26,7 @@ the store, the bus and the process itself.
 """
 
 import asyncio
+import contextlib
 import errno
 import logging
 import re
@@ -99,8 +102,9 @@ class ConnectionBudget:
     """Open client connections of this process against their limits."""
 
     limit: int  # served below this many
-    spare: int  # refused with an answer up to `limit + spare`
+    spare: int  # refused with an answer up to `limit + spare`; as many refusals at once
     open: int = 0
+    refusing: int = 0  # of the open ones, refusals being answered
 
     @classmethod
     def for_file_limit(cls, max_connections: int) -> "ConnectionBudget":
@@ -118,6 +122,14 @@ class ConnectionBudget:
     def closed(self) -> None:
         self.open -= 1
         metrics.CONNECTIONS_OPEN.dec()
+
+    def refusal_started(self) -> None:
+        self.refusing += 1
+        self.opened()
+
+    def refusal_ended(self) -> None:
+        self.refusing -= 1
+        self.closed()
 
 
 def raise_file_limit() -> int:
@@ -164,7 +176,10 @@ class GuardedHTTPServer(HTTPServer):
             self._refuse(connection, _overloaded)
         elif not self._admit_peer(_peer(address)):
             metrics.CONNECTIONS_REFUSED.labels("per_address").inc()
-            self._refuse(connection, lambda head: TOO_MANY_FROM_ADDRESS)
+            if budget.refusing < budget.spare:
+                self._refuse(connection, lambda head: TOO_MANY_FROM_ADDRESS)
+            else:  # a flood: its refusals must not fill the budget either
+                _answer_at_once(connection, TOO_MANY_FROM_ADDRESS)
         else:
             self._handle_connection(connection, address)
 
@@ -172,7 +187,7 @@ class GuardedHTTPServer(HTTPServer):
         return self._proxies.trusts(peer) or self._per_peer.try_open(peer)
 
     def _refuse(self, connection: socket.socket, answer: Callable[[bytes], bytes]) -> None:
-        self.budget.opened()
+        self.budget.refusal_started()
         handing = asyncio.ensure_future(Refusal.serve(connection, self.budget, answer))
         self._refusing.add(handing)
         handing.add_done_callback(self._refusing.discard)
@@ -247,6 +262,15 @@ def _peer(address: Any) -> str:
     return address[0] if isinstance(address, tuple) and address else "0.0.0.0"
 
 
+def _answer_at_once(connection: socket.socket, answer: bytes) -> None:
+    """Send `answer` without reading the request, and close: nothing is held, though a
+    client still sending its request may see a reset instead of the answer."""
+    connection.setblocking(False)
+    with contextlib.suppress(OSError):  # a full or reset socket: the close says enough
+        connection.send(answer)
+    connection.close()
+
+
 def _overloaded(head: bytes) -> bytes:
     return RECONNECT_LATER if STREAM_PATH.match(head) else OVERLOADED
 
@@ -272,7 +296,7 @@ class Refusal(asyncio.Protocol):
             await asyncio.get_running_loop().connect_accepted_socket(lambda: refusal, connection)
         except OSError:
             connection.close()
-            budget.closed()
+            budget.refusal_ended()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
@@ -306,4 +330,4 @@ class Refusal(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        self._budget.closed()
+        self._budget.refusal_ended()

@@ -93,6 +93,21 @@ def test_one_address_cannot_fill_the_process_with_idle_connections(tmp_path):
         wait_until(lambda: httpx.get(running.url + "/healthz").status_code == 200)
 
 
+def test_a_flood_from_one_address_leaves_room_for_others(tmp_path):
+    # 300 files: a budget of 172 connections, which the flood's 400 must not fill, either
+    # with connections or with the refusals being answered.
+    args = (f"sqlite:///{tmp_path}/c.db",)
+    with ServerProcess(*args, client_limits=(), file_limit=300) as running:
+        address = (running.host, running.port)
+        flood = [socket.create_connection(address, 5, ("127.0.0.7", 0)) for _ in range(400)]
+        with closing_all(flood):
+            for sock in flood:
+                with contextlib.suppress(OSError):  # some are answered and closed at once
+                    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            with httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.8")) as other:
+                assert other.get(running.url + "/healthz").status_code == 200
+
+
 def read_until_closed(sock: socket.socket) -> bytes:
     sock.settimeout(5)
     received = b""
