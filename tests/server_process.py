@@ -36,9 +36,13 @@ class ServerProcess:
         bus_url: str = "memory://",
         client_limits: tuple[str, ...] = NO_CLIENT_LIMITS,
         file_limit: int | None = None,
+        root: Path = ROOT,
     ) -> None:
-        """`file_limit`: the process's open files, soft and hard, as `ulimit -n` sets them."""
+        """`file_limit`: the process's open files, soft and hard, as `ulimit -n` sets them;
+        `root`: the checkout whose server.py runs."""
         self.file_limit = file_limit
+        self.root = root
+        self.output_bytes = 0  # all the output so far; `output` keeps its last lines
         self.command = [
             sys.executable,
             "server.py",
@@ -60,7 +64,7 @@ class ServerProcess:
     def start(self, timeout: float = 20.0) -> "ServerProcess":
         self.process = subprocess.Popen(
             self.command,
-            cwd=ROOT,
+            cwd=self.root,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -84,6 +88,7 @@ class ServerProcess:
         assert self.process.stdout is not None
         for line in self.process.stdout:
             self.output.append(line)
+            self.output_bytes += len(line)
             match = _LISTENING.search(line)
             if match and not listening.is_set():
                 self.host, self.port = match.group(1), int(match.group(2))
