@@ -1,5 +1,6 @@
-"""deploy/nginx.conf in front of real instances: whose address a request carries, and
-what nginx answers while no instance can (issue 10).
+"""deploy/nginx.conf in front of real instances: whose address a request carries, how
+many requests one address may have in progress, and what nginx answers while no instance
+can (issue 10).
 
 Each test runs a real nginx configured from deploy/nginx.conf (tests/nginx_server.py)
 in front of real server processes; the EventSource test drives Chromium. One test
@@ -18,6 +19,7 @@ from playwright.async_api import Browser
 
 from tests.nginx_server import Nginx
 from tests.server_process import ServerProcess
+from tests.sse_client import open_stream
 
 NGINX_BODY_LIMIT = 1024 * 1024  # client_max_body_size in deploy/nginx.conf
 BLANK_PAGE = "<!doctype html><title>blank</title>"
@@ -229,3 +231,30 @@ async def post_through(http: httpx.AsyncClient, video: str, message: str) -> Non
     response = await http.post(f"/comments/{video}", json={"message": message})
     assert response.status_code == 201, response.text
     assert json.loads(response.text)["message"] == message
+
+
+# ---------------------------------------------------------------------------
+# One address behind nginx
+
+
+async def test_one_address_holds_at_most_100_requests_through_nginx(tmp_path, video):
+    unlimited = ("--trust-proxy", "127.0.0.1")  # the instance's own caps off (the default)
+    with (
+        ServerProcess(sqlite_url(tmp_path), *unlimited) as instance,
+        Nginx(nginx_folder(tmp_path), [instance.port]) as nginx,
+    ):
+        path = f"/comments/{video}/stream"
+        streams = [await open_stream("127.0.0.1", nginx.port, path) for _ in range(100)]
+        try:
+            assert {stream.status for stream in streams} == {200}
+            async with httpx.AsyncClient(base_url=nginx.url, timeout=10) as http:
+                assert_json_error(await http.get(path), 429, "too_many_connections")
+                refused = await http.get(f"/comments/{video}")
+                assert_json_error(refused, 429, "too_many_connections")
+                assert refused.headers["Retry-After"] == "5"
+            other_address = httpx.AsyncHTTPTransport(local_address="127.0.0.2")
+            async with httpx.AsyncClient(base_url=nginx.url, transport=other_address) as other:
+                assert (await other.get(f"/comments/{video}")).status_code == 200
+        finally:
+            for stream in streams:
+                stream.close()
