@@ -258,3 +258,19 @@ async def test_one_address_holds_at_most_100_requests_through_nginx(tmp_path, vi
         finally:
             for stream in streams:
                 stream.close()
+
+
+async def test_an_instance_refusing_a_stream_with_429_is_passed_as_it_is(tmp_path, video):
+    capped = ("--max-streams-per-ip", "1", "--trust-proxy", "127.0.0.1")
+    with (
+        ServerProcess(sqlite_url(tmp_path), *capped) as instance,
+        Nginx(nginx_folder(tmp_path), [instance.port]) as nginx,
+    ):
+        path = f"/comments/{video}/stream"
+        first = await open_stream("127.0.0.1", nginx.port, path)
+        try:
+            assert first.status == 200
+            async with httpx.AsyncClient(base_url=nginx.url, timeout=10) as http:
+                assert_json_error(await http.get(path), 429, "too_many_streams")
+        finally:
+            first.close()
