@@ -1,10 +1,13 @@
-"""What every handler shares: JSON responses and JSON errors.
+"""What every handler shares: JSON responses and errors, security headers, the client.
 
 Owns the error body `{"error": {"code": ..., "message": ...}}` and the mapping
 of failures to statuses: `ApiError` as it says, the core's `ShuttingDown`, the
 store's `StoreUnavailable` and the bus's `BusUnavailable` as 503, and
 Tornado's own `HTTPError`s (404, 405, ...) by status. Every response of the
-API is JSON (the demo page's static files are served by Tornado's own handler).
+API is JSON (the demo page's files are served through `ApiHandler` too, for its
+JSON errors) and says it is no page to sniff, run or frame. `prepare` names the
+request's client, through a trusted proxy's headers (livecomments/proxies.py);
+`admit` counts a stream or long-poll against its client's cap.
 """
 
 import functools
@@ -75,11 +78,15 @@ class ApiHandler(RequestHandler):
     def prepare(self) -> None:
         """Name the request's client: the peer, or whom a trusted proxy forwarded for."""
         proxies: TrustedProxies = self.settings["trusted_proxies"]
-        if proxies.networks:
-            request, headers = self.request, self.request.headers
-            request.remote_ip = proxies.client(
-                request.remote_ip or "", headers.get("X-Forwarded-For"), headers.get("X-Real-IP")
-            )
+        request, headers = self.request, self.request.headers
+        forwarded_for, real_ip = headers.get("X-Forwarded-For"), headers.get("X-Real-IP")
+        if forwarded_for is None and real_ip is None:
+            return
+        peer = request.remote_ip or ""
+        if proxies.trusts(peer):
+            request.remote_ip = proxies.client(peer, forwarded_for, real_ip)
+        elif not _warned_of_untrusted_forwarding:
+            _warn_of_untrusted_forwarding(peer)
 
     def send_json(self, status: int, body: bytes) -> None:
         """Finish with `body`, already encoded JSON."""
@@ -136,6 +143,21 @@ class ApiHandler(RequestHandler):
             for method in self.SUPPORTED_METHODS
             if getattr(type(self), method.lower()) is not getattr(RequestHandler, method.lower())
         ]
+
+
+_warned_of_untrusted_forwarding = False
+
+
+def _warn_of_untrusted_forwarding(peer: str) -> None:
+    """Once a process: a proxy not named in --trust-proxy makes every client behind it
+    share its address, and its limits."""
+    global _warned_of_untrusted_forwarding
+    _warned_of_untrusted_forwarding = True
+    log.warning(
+        "%s sent X-Forwarded-For or X-Real-IP, which are ignored: it is not in --trust-proxy. "
+        "If it is your proxy, add it, or every client behind it counts as one address",
+        peer,
+    )
 
 
 def admit(per_client: ConnectionCounter, client: str) -> None:

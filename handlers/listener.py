@@ -5,18 +5,19 @@ all, and what a client past that gets. `ConnectionBudget` counts every open
 client connection: Tornado's HTTP connections and the streams that have left
 Tornado. `GuardedHTTPServer` is Tornado's `HTTPServer` with its own accept loop:
 
-- a peer address holding `per_peer` connections in Tornado (requests, idle
-  keep-alive connections, long-polls, streams before they leave Tornado; a
-  trusted proxy is exempt) gets a JSON 429 `too_many_connections` and the
-  connection is closed: one address cannot fill the budget below. While
-  `budget.spare` refusals are being answered already, the answer goes at once,
-  without reading the request, so a flood's refusals cannot fill it either;
-- below `budget.limit` open connections, a connection is served as usual;
-- up to `budget.limit + budget.spare`, it is answered without Tornado and
-  closed: a JSON 503 with `Retry-After`, or for a stream URL `200
-  text/event-stream` with a `retry:` field, since EventSource gives up for good
-  on any other status (a `Refusal`);
-- beyond that it is closed at once;
+- past `budget.limit + budget.spare` open connections, it is closed at once;
+- past `budget.limit` connections being served (refusals aside), it is
+  answered without Tornado and closed: a JSON 503 with `Retry-After`, or for a
+  stream URL `200 text/event-stream` with a `retry:` field, since EventSource
+  gives up for good on any other status (a `Refusal`);
+- else, a peer address holding `per_peer` connections in Tornado (requests,
+  idle keep-alive connections, long-polls, streams before they leave Tornado;
+  a trusted proxy is exempt; IPv6 addresses count by /64) gets a JSON 429
+  `too_many_connections` and the connection is closed, so one address cannot
+  fill the budget. While `budget.spare` refusals are being answered already,
+  the answer goes at once, without reading the request, so a flood's refusals
+  do not hold files either;
+- else it is served as usual;
 - when `accept()` itself fails (no file descriptors or memory left), the socket
   is not watched for a pause and one line is logged per interval, where
   Tornado's loop would log a traceback per attempt and spin.
@@ -58,39 +59,37 @@ REFUSAL_TIMEOUT = 2.0
 REFUSAL_HEAD_LIMIT = 8192
 STREAM_PATH = re.compile(rb"^[A-Z]+ /comments/[^/ ?]+/stream(?:[? ]|$)")
 
-_OVERLOADED_BODY = (
-    b'{"error":{"code":"overloaded","message":"this server holds too many connections;'
-    b' try again in a few seconds"}}'
-)
-OVERLOADED = b"".join(
-    [
-        b"HTTP/1.1 503 Service Unavailable\r\n",
-        b"Content-Type: application/json; charset=utf-8\r\n",
-        b"Retry-After: %d\r\n" % RETRY_AFTER_S,
-        b"Content-Length: %d\r\n" % len(_OVERLOADED_BODY),
-        b"Connection: close\r\n\r\n",
-        _OVERLOADED_BODY,
+
+def _json_answer(status: bytes, code: bytes, message: bytes) -> bytes:
+    """A whole HTTP response carrying the API's JSON error, after which the server closes."""
+    body = b'{"error":{"code":"%s","message":"%s"}}' % (code, message)
+    head = [
+        b"HTTP/1.1 " + status,
+        b"Content-Type: application/json; charset=utf-8",
+        b"X-Content-Type-Options: nosniff",
+        b"Retry-After: %d" % RETRY_AFTER_S,
+        b"Content-Length: %d" % len(body),
+        b"Connection: close",
     ]
+    return b"\r\n".join(head) + b"\r\n\r\n" + body
+
+
+OVERLOADED = _json_answer(
+    b"503 Service Unavailable",
+    b"overloaded",
+    b"this server holds too many connections; try again in a few seconds",
 )
-_TOO_MANY_BODY = (
-    b'{"error":{"code":"too_many_connections","message":"too many open connections from'
-    b' this address"}}'
-)
-TOO_MANY_FROM_ADDRESS = b"".join(
-    [
-        b"HTTP/1.1 429 Too Many Requests\r\n",
-        b"Content-Type: application/json; charset=utf-8\r\n",
-        b"Retry-After: %d\r\n" % RETRY_AFTER_S,
-        b"Content-Length: %d\r\n" % len(_TOO_MANY_BODY),
-        b"Connection: close\r\n\r\n",
-        _TOO_MANY_BODY,
-    ]
+TOO_MANY_FROM_ADDRESS = _json_answer(
+    b"429 Too Many Requests",
+    b"too_many_connections",
+    b"too many open connections from this address",
 )
 RECONNECT_LATER = b"".join(
     [
         b"HTTP/1.1 200 OK\r\n",
         b"Content-Type: text/event-stream; charset=utf-8\r\n",
         b"Cache-Control: no-cache\r\n",
+        b"X-Content-Type-Options: nosniff\r\n",
         b"Connection: close\r\n\r\n",
         b": this server holds too many connections\nretry: %d\n\n" % (RETRY_AFTER_S * 1000),
     ]
@@ -171,7 +170,7 @@ class GuardedHTTPServer(HTTPServer):
         if budget.open >= budget.limit + budget.spare:
             metrics.CONNECTIONS_REFUSED.labels("closed").inc()
             connection.close()
-        elif budget.open >= budget.limit:
+        elif budget.open - budget.refusing >= budget.limit:
             metrics.CONNECTIONS_REFUSED.labels("answered").inc()
             self._refuse(connection, _overloaded)
         elif not self._admit_peer(_peer(address)):
@@ -325,6 +324,8 @@ class Refusal(asyncio.Protocol):
         transport.write(self._answer_for(self._head))
         if transport.can_write_eof():
             transport.write_eof()
+        if self._timer is not None:
+            self._timer.cancel()
         self._timer = asyncio.get_running_loop().call_later(REFUSAL_TIMEOUT, self._answer)
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -3,7 +3,9 @@
 Answers at once when comments after the cursor exist (from the ring, else the
 store), else waits for the next delivery up to `timeout` seconds and answers
 an empty list with the same cursor. Without `after` it waits for comments
-newer than the newest one now. A closed connection ends the wait at once.
+newer than the newest one now. A closed connection ends the wait at once. A
+waiting long-poll counts against its address's cap with its streams (429
+`too_many_streams` past it).
 """
 
 import asyncio

@@ -49,6 +49,8 @@ def make_app(
         "hub": hub,
         "post_limiter": RateLimiter(config.post_rate, config.post_burst),
         "read_limiter": RateLimiter(config.read_rate, config.read_burst),
+        # In one process on the in-process bus, every post goes through this process's hub.
+        "rings_see_every_post": config.bus.startswith("memory:"),
     }
     return Application(
         [

@@ -1,7 +1,10 @@
 """Per-client limits: a token bucket per client address (for posts, and for history
-reads), and a count of open streams and long-polls per client address.
+reads), and a count of open connections per client address (its streams and
+long-polls; or, in handlers/listener.py, every connection a peer holds).
 
-Owns how much one client may do. State is per process (with several workers or
+Owns how much one client may do, and what one client is: an IPv4 address, or an
+IPv6 /64, the block one home or phone is given, so a client cannot escape its
+limits by taking another of its own addresses. State is per process (with several workers or
 instances a client's allowance is per process it reaches: nginx's hashing by
 video keeps that close to one). Memory is bounded: at most `max_clients`
 addresses are tracked, the least recently seen forgotten first, which can only
@@ -14,9 +17,26 @@ ever make a limit more lenient. Never touches HTTP.
     1.0
 """
 
+import ipaddress
 from collections import OrderedDict, defaultdict
+from functools import lru_cache
 
 MAX_CLIENTS = 100_000
+
+
+@lru_cache(maxsize=4096)
+def client_key(address: str) -> str:
+    """Whom `address` belongs to for the limits: itself, or its IPv6 /64.
+
+    >>> client_key("203.0.113.9"), client_key("2001:db8:1:2:aaaa::1")
+    ('203.0.113.9', '2001:db8:1:2::/64')
+    """
+    if ":" not in address:
+        return address
+    try:
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    except ValueError:
+        return address
 
 
 class RateLimiter:
@@ -36,6 +56,7 @@ class RateLimiter:
         """Take a token for `client`: 0.0 if it had one, else the seconds until it will."""
         if not self.enabled:
             return 0.0
+        client = client_key(client)
         tokens, at = self._buckets.pop(client, (float(self.burst), now))
         tokens = min(float(self.burst), tokens + (now - at) * self.rate)
         if tokens >= 1.0:
@@ -50,19 +71,21 @@ class RateLimiter:
 
 
 class ConnectionCounter:
-    """Open streams and long-polls per client, refusing one past `limit` (0: no limit)."""
+    """Open connections per client, refusing one past `limit` (0: no limit)."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self._open: defaultdict[str, int] = defaultdict(int)
 
     def try_open(self, client: str) -> bool:
+        client = client_key(client)
         if self.limit and self._open[client] >= self.limit:
             return False
         self._open[client] += 1
         return True
 
     def close(self, client: str) -> None:
+        client = client_key(client)
         self._open[client] -= 1
         if self._open[client] <= 0:
             del self._open[client]

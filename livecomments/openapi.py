@@ -301,7 +301,11 @@ def describe() -> dict[str, Any]:
         "info": {
             "title": "livecomments",
             "version": "1",
-            "description": "Live comments for live video: post, watch live, scroll back.",
+            "description": "Live comments for live video: post, watch live, scroll back. Any"
+            " request may also be answered, before it is read, with 429 `too_many_connections`"
+            " (its address holds too many connections) or 503 `overloaded` (the server holds"
+            " too many; a stream URL then gets a 200 stream of only `retry:`), both with"
+            " Retry-After, and the connection is closed.",
         },
         "paths": PATHS,
         "components": {"schemas": SCHEMAS},

@@ -63,6 +63,12 @@ async def serve(config: Config, sockets: list[socket.socket]) -> None:
     hub = Hub(store, bus, ring_size=config.ring_size, timing=timing)
     await hub.start()
     ingest = Ingest(store, hub.committed)
+    if config.trust_proxy.strip().lower() in ("true", "yes", "1"):
+        log.warning(
+            "--trust-proxy %s trusts proxies on this host's loopback only; name your proxies' "
+            "addresses or CIDRs instead (e.g. --trust-proxy 10.0.0.0/8)",
+            config.trust_proxy,
+        )
     budget = ConnectionBudget.for_file_limit(config.max_connections)
     per_client = ConnectionCounter(config.max_streams_per_ip)
     connections = SseConnections(

@@ -19,7 +19,8 @@ comment is stored and shown as its author sent it:
   closing them, tells the sender and keeps the stored text equal to what was
   sent (docs/DESIGN.md);
 - at most `MAX_COMBINING_MARKS` combining marks (Mn, Me) in a row, enough for
-  Vietnamese, Thai, Devanagari or pointed Hebrew, not for stacked "zalgo" text.
+  Vietnamese, Thai, Devanagari, cantillated Hebrew or Quranic Arabic, not for
+  stacked "zalgo" text.
 
     >>> parse_draft(b'{"message": " hi "}', None)
     Draft(message='hi', author='anonymous', idempotency_key=None)
@@ -62,10 +63,10 @@ FORMAT_CHARS = (
 )
 FILLER_CHARS = (
     "\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180d\u180f\u3164\ufe00-\ufe0f\uffa0"
-    "\U000e0100-\U000e01ef"
+    "\u2800\U000e0100-\U000e01ef"
 )
 INVISIBLE_CHARS = FORMAT_CHARS + FILLER_CHARS
-MAX_COMBINING_MARKS = 4  # in a row
+MAX_COMBINING_MARKS = 8  # in a row: cantillated Hebrew and Quranic Arabic use 5 or 6
 JSON_MEDIA_TYPE = "application/json"
 _MESSAGE_FORBIDDEN = re.compile(f"[{MESSAGE_FORBIDDEN_CHARS}]")
 _AUTHOR_FORBIDDEN = re.compile(f"[{AUTHOR_FORBIDDEN_CHARS}]")

@@ -12,7 +12,6 @@ the 1,010 got: a stream, an answer to come back later (a stream of only
 `retry:`), a 429 or 503, or nothing.
 """
 
-import resource
 import socket
 import sys
 import tempfile
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.http_checks import allow_open_files, cpu_seconds
 from tests.server_process import ROOT, ServerProcess
 
 CONNECTIONS = 1010
@@ -67,11 +67,6 @@ def health_from_elsewhere(server: ServerProcess) -> str:
     return f"{status} in {time.monotonic() - started:.2f} s"
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / 100
-
-
 def probe(root: Path, label: str, sources: list[str]) -> str:
     store = f"sqlite:///{tempfile.mkdtemp()}/c.db"
     with ServerProcess(store, client_limits=(), file_limit=FILE_LIMIT, root=root) as server:
@@ -92,8 +87,7 @@ def probe(root: Path, label: str, sources: list[str]) -> str:
 
 def main() -> None:
     root = Path(sys.argv[1]).resolve() if len(sys.argv) > 1 else ROOT
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
+    allow_open_files(8192)
     print(f"{CONNECTIONS} stream requests against {root}, ulimit -n {FILE_LIMIT}\n")
     print(
         "| from | what the connections got | server cores | log KB/s | tracebacks in the"

@@ -7,11 +7,11 @@ import resource
 import socket
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.http_checks import allow_open_files, cpu_seconds, read_until_closed
 from tests.server_process import ServerProcess, wait_until
 
 FULL = b"too many connections"
@@ -19,10 +19,9 @@ FULL = b"too many connections"
 
 @pytest.fixture(autouse=True, scope="module")
 def enough_files_for_the_clients():
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))
+    before = allow_open_files(4096)
     yield
-    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    resource.setrlimit(resource.RLIMIT_NOFILE, before)
 
 
 def request(server, path: str, source: str = "127.0.0.1") -> socket.socket:
@@ -53,11 +52,6 @@ def closing_all(socks: list[socket.socket]) -> Iterator[list[socket.socket]]:
             sock.close()
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks of 10 ms
-
-
 def test_streams_and_long_polls_of_one_address_share_a_default_cap(tmp_path, video):
     with ServerProcess(f"sqlite:///{tmp_path}/c.db", client_limits=()) as running:
         streams = [request(running, f"/comments/{video}/stream") for _ in range(30)]
@@ -85,7 +79,7 @@ def test_one_address_cannot_fill_the_process_with_idle_connections(tmp_path):
         with closing_all(idle):
             for sock in idle[50:]:
                 sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            answers = [read_until_closed(sock) for sock in idle[50:]]
+            answers = [read_until_closed(sock)[0] for sock in idle[50:]]
             with httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.8")) as other:
                 assert other.get(running.url + "/healthz").status_code == 200
         assert all(b" 429 " in answer for answer in answers)
@@ -106,14 +100,6 @@ def test_a_flood_from_one_address_leaves_room_for_others(tmp_path):
                     sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
             with httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.8")) as other:
                 assert other.get(running.url + "/healthz").status_code == 200
-
-
-def read_until_closed(sock: socket.socket) -> bytes:
-    sock.settimeout(5)
-    received = b""
-    while chunk := sock.recv(4096):
-        received += chunk
-    return received
 
 
 def test_past_the_connection_budget_clients_are_told_to_come_back(tmp_path, video):

@@ -3,7 +3,6 @@ address, request head size, and clients that send a request too slowly (slowlori
 
 import asyncio
 import socket
-import time
 
 import httpx
 import pytest
@@ -11,6 +10,7 @@ import pytest
 from livecomments.config import parse_config
 from livecomments.limits import ConnectionCounter, RateLimiter
 from livecomments.proxies import TrustedProxies
+from tests.http_checks import read_until_closed
 from tests.server_process import ServerProcess, wait_until
 from tests.sse_client import open_stream
 
@@ -37,6 +37,19 @@ def test_stream_counter_frees_a_place_on_close():
     assert streams.try_open("b")
     streams.close("a")
     assert streams.try_open("a")
+
+
+def test_an_ipv6_client_is_its_64_block():
+    """One home or phone gets a /64: a client taking another of its addresses is still one."""
+    limiter = RateLimiter(rate=1.0, burst=1)
+    waits = [limiter.wait_needed(a, now=0.0) for a in ("2001:db8:0:1::1", "2001:db8:0:1::2")]
+    assert waits == [0.0, 1.0]
+    assert limiter.wait_needed("2001:db8:0:2::1", now=0.0) == 0.0
+    connections = ConnectionCounter(limit=1)
+    assert connections.try_open("2001:db8:0:1::1")
+    assert not connections.try_open("2001:db8:0:1:ffff::9")
+    connections.close("2001:db8:0:1::1")
+    assert connections.try_open("2001:db8:0:1:ffff::9")
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +140,7 @@ def test_forwarded_headers_from_an_untrusted_peer_change_nothing(tmp_path, video
         )
         wait_until(lambda: "429" in running.log())
         assert "10.0.0." not in running.log()  # nor in the access log
+        assert running.log().count("is not in --trust-proxy") == 1  # said once
     assert statuses == [201, 429, 429]
 
 
@@ -166,16 +180,6 @@ async def test_open_streams_per_address_are_capped(limited, video):
         await asyncio.sleep(0.05)
     assert fourth.status == 200
     second.close()
-
-
-def read_until_closed(sock: socket.socket, seconds: float) -> tuple[bytes, float]:
-    """Everything the server sends until it closes, and how long that took."""
-    started = time.monotonic()
-    sock.settimeout(seconds)
-    received = b""
-    while chunk := sock.recv(65536):
-        received += chunk
-    return received, time.monotonic() - started
 
 
 def test_an_oversize_request_head_is_refused_and_the_server_lives_on(limited):

@@ -17,6 +17,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser
 
+from tests.http_checks import assert_json_error
 from tests.nginx_server import Nginx
 from tests.server_process import ServerProcess
 from tests.sse_client import open_stream
@@ -50,14 +51,6 @@ def nginx_folder(parent: Path) -> Path:
 
 def sqlite_url(folder: Path, name: str = "comments.db") -> str:
     return f"sqlite:///{folder / name}"
-
-
-def assert_json_error(response: httpx.Response, status: int, code: str) -> None:
-    assert response.status_code == status, response.text
-    assert response.headers["Content-Type"].startswith("application/json"), response.headers
-    error = response.json()["error"]
-    assert error["code"] == code, error
-    assert error["message"], error
 
 
 # ---------------------------------------------------------------------------

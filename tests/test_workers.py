@@ -87,6 +87,38 @@ async def test_workers_share_the_port_and_every_viewer_gets_everything(nats_url,
         assert await asyncio.to_thread(running.terminate) == 0
 
 
+async def test_a_newest_page_from_a_ring_never_misses_a_comment_the_store_has(tmp_path):
+    """Two instances on one store, each on its own NATS: the reader's ring never hears of
+    the writer's comments (a bus that loses them), and only its 2 s completeness check
+    brings them. Its newest page must come from the store meanwhile, so a client that
+    posted through one process reads its comment back through any other."""
+    store = f"sqlite:///{tmp_path}/c.db"
+    for name in ("nats-w", "nats-r"):
+        (tmp_path / name).mkdir()
+    with (
+        NatsCluster(tmp_path / "nats-w") as writer_bus,
+        NatsCluster(tmp_path / "nats-r") as reader_bus,
+        ServerProcess(store, bus_url=writer_bus.url) as writer,
+        ServerProcess(store, bus_url=reader_bus.url) as reader,
+    ):
+        viewer = await open_stream(reader.host, reader.port, "/comments/own/stream")
+        try:
+            async with (
+                httpx.AsyncClient(base_url=writer.url) as poster,
+                httpx.AsyncClient(base_url=reader.url) as other,
+            ):
+                for n in range(3):
+                    posted = await poster.post("/comments/own", json={"message": f"m{n}"})
+                    newest = (await other.get("/comments/own", params={"limit": 1})).json()
+                    assert newest["comments"] == [posted.json()]
+                    await viewer.events(1)  # the check brought it: now the ring has it
+                pages = (await other.get("/metrics")).text
+        finally:
+            viewer.close()
+    assert value(pages, "livecomments_history_pages_total", source="ring") == 0
+    assert value(pages, "livecomments_history_pages_total", source="store") == 3
+
+
 async def test_a_worker_that_dies_is_restarted(nats_url, tmp_path):
     store = f"sqlite:///{tmp_path}/c.db"
     with ServerProcess(store, "--workers", "2", bus_url=nats_url) as running:
