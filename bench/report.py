@@ -37,10 +37,12 @@ def largest_passing(points: list[dict[str, Any]], server: str, rep: int, key: st
     return max(passing, default=0)
 
 
-def _min_median(values: list[float]) -> tuple[float, float]:
-    if not values:
+def _min_median(values: list[float | None]) -> tuple[float, float]:
+    """Over the measured values: a step that measured nothing (None) is left out."""
+    measured = [value for value in values if value is not None]
+    if not measured:
         return float("nan"), float("nan")
-    return min(values), float(statistics.median(values))
+    return min(measured), float(statistics.median(measured))
 
 
 def _fmt(value: float, digits: int = 0) -> str:
